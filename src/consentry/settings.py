@@ -1,0 +1,100 @@
+"""Settings are built once, from the environment or by hand, and passed in: never read at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    keystore_url: str = ""  # empty: beside the data store (own SQLite file / own PostgreSQL schema)
+    policy_path: Path = DEFAULT_POLICY
+    host: str = "127.0.0.1"
+    port: int = 8000
+    kek: str = ""  # base64 key-encryption key (32 bytes); empty: generated into data_dir/secrets
+    index_key: str = ""  # base64 blind-index key; empty: generated into data_dir/secrets
+    token_key: str = ""  # base64 token-signing key; empty: generated into data_dir/secrets
+    log_level: str = "info"
+    log_json: bool = True
+    group_commit_max: int = 100
+    group_commit_wait_ms: float = 2.0
+    rate_limit_per_minute: int = 6000
+    customer_token_ttl_seconds: int = 900
+    max_body_bytes: int = 1_048_576
+    plugins_disabled: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return self.data_dir / "consentry.sqlite"
+
+    @property
+    def resolved_keystore_url(self) -> str:
+        """The key store lives apart from the data store, so erasure reaches data-store backups."""
+        if self.keystore_url:
+            return self.keystore_url
+        if self.is_postgres:
+            return _keys_schema_url(self.database_url)
+        return f"sqlite:///{self.sqlite_path.parent / 'keys.sqlite'}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        base = cls()
+        values: dict[str, object] = {}
+        for name, kind in _ENV_FIELDS.items():
+            raw = env.get("CONSENTRY_" + name.upper())
+            if raw is not None:
+                values[name] = kind(raw)
+        return replace(base, **{**values, **overrides})
+
+
+def _keys_schema_url(url: str) -> str:
+    """Same PostgreSQL database, schema `<search_path>_keys` (or `consentry_keys`)."""
+    base, _, query = url.partition("?")
+    params = [p for p in query.split("&") if p]
+    schema = next((p.split("=", 1)[1] for p in params if p.startswith("search_path=")), "")
+    rest = [p for p in params if not p.startswith("search_path=")]
+    rest.append(f"search_path={schema + '_keys' if schema else 'consentry_keys'}")
+    return base + "?" + "&".join(rest)
+
+
+def _bool(raw: str) -> bool:
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in raw.split(",") if n.strip())
+
+
+_ENV_FIELDS: dict[str, type | object] = {
+    "data_dir": Path,
+    "database_url": str,
+    "keystore_url": str,
+    "policy_path": Path,
+    "host": str,
+    "port": int,
+    "kek": str,
+    "index_key": str,
+    "token_key": str,
+    "log_level": str,
+    "log_json": _bool,
+    "group_commit_max": int,
+    "group_commit_wait_ms": float,
+    "rate_limit_per_minute": int,
+    "customer_token_ttl_seconds": int,
+    "max_body_bytes": int,
+    "plugins_disabled": _names,
+}

@@ -1,0 +1,45 @@
+"""Shared fixtures: every integration test runs on SQLite and on PostgreSQL.
+
+`CONSENTRY_TEST_BACKENDS` (default "sqlite,postgres") picks the engines; PostgreSQL is reached at
+`CONSENTRY_TEST_POSTGRES_URL` (default postgresql://postgres@127.0.0.1:5432/test). An unreachable
+PostgreSQL fails the tests: it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "CONSENTRY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = [
+    b.strip() for b in os.environ.get("CONSENTRY_TEST_BACKENDS", "sqlite,postgres").split(",")
+]
+
+
+def with_search_path(url: str, schema: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}search_path={schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'consentry.sqlite'}"
+        return
+    schema = "t_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield with_search_path(POSTGRES_URL, schema)
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema}_keys CASCADE")
+        await conn.close()
