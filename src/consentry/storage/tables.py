@@ -1,0 +1,174 @@
+"""The core's tables. Piccolo defines them; `storage.schema` creates them on either engine.
+
+Personal fields are ciphertext (`*_enc`) or keyed blind indexes (`*_index`); plain columns hold
+only what policy marks as not sensitive.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSON,
+    UUID,
+    BigInt,
+    Bytea,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.table import Table
+
+
+class Subject(Table, tablename="subjects"):
+    id = UUID(primary_key=True)
+    external_id = Varchar(length=200, unique=True)
+    region = Varchar(length=20)
+    email_index = Varchar(length=64, null=True, unique=True, default=None)
+    phone_index = Varchar(length=64, null=True, index=True, default=None)
+    identities_enc = Bytea(null=True, default=None)
+    attributes = JSON(default="{}")
+    attributes_enc = Bytea(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+    version = Integer(default=1)
+
+
+class Event(Table, tablename="events"):
+    id = UUID(primary_key=True)
+    subject_id = UUID(index=True)
+    name = Varchar(length=100)
+    occurred_at = Timestamptz()
+    received_at = Timestamptz()
+    properties = JSON(default="{}")
+
+
+class ConsentRecord(Table, tablename="consent_records"):
+    """The ledger: append-only, one row per decision."""
+
+    id = UUID(primary_key=True)
+    subject_id = UUID(index=True)
+    purpose = Varchar(length=100)
+    channel = Varchar(length=50, default="")
+    decision = Varchar(length=20)
+    legal_basis = Varchar(length=30)
+    notice_version = Varchar(length=50, default="")
+    notice_hash = Varchar(length=80, default="")
+    language = Varchar(length=10, default="")
+    policy_version = Varchar(length=80)
+    source = Varchar(length=30)
+    actor = Varchar(length=100)
+    recorded_at = Timestamptz()
+    expires_at = Timestamptz(null=True, default=None)
+    evidence = JSON(default="{}")
+
+
+class ConsentState(Table, tablename="consent_state"):
+    """Current decision per (subject, purpose, channel): a rebuildable projection of the ledger."""
+
+    key = Varchar(length=300, primary_key=True)
+    subject_id = UUID(index=True)
+    purpose = Varchar(length=100)
+    channel = Varchar(length=50, default="")
+    decision = Varchar(length=20)
+    legal_basis = Varchar(length=30)
+    notice_version = Varchar(length=50, default="")
+    source = Varchar(length=30)
+    record_id = UUID()
+    recorded_at = Timestamptz()
+    expires_at = Timestamptz(null=True, default=None)
+
+
+class PreferenceRecord(Table, tablename="preference_records"):
+    id = UUID(primary_key=True)
+    subject_id = UUID(index=True)
+    changes = JSON(default="{}")
+    source = Varchar(length=30)
+    actor = Varchar(length=100)
+    policy_version = Varchar(length=80)
+    recorded_at = Timestamptz()
+
+
+class PreferenceState(Table, tablename="preference_state"):
+    subject_id = UUID(primary_key=True)
+    document = JSON(default="{}")
+    record_id = UUID()
+    updated_at = Timestamptz()
+
+
+class Confirmation(Table, tablename="confirmations"):
+    """Double opt-in tokens, stored as hashes; single use, expiring."""
+
+    token_hash = Varchar(length=64, primary_key=True)
+    subject_id = UUID(index=True)
+    purpose = Varchar(length=100)
+    channel = Varchar(length=50, default="")
+    notice_version = Varchar(length=50, default="")
+    language = Varchar(length=10, default="")
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+
+
+class ApiKey(Table, tablename="api_keys"):
+    id = Varchar(length=40, primary_key=True)
+    name = Varchar(length=200)
+    scopes = Varchar(length=200)
+    secret_hash = Varchar(length=64)
+    created_by = Varchar(length=100)
+    created_at = Timestamptz()
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class AuditLog(Table, tablename="audit_log"):
+    seq = BigInt(primary_key=True)
+    at = Timestamptz()
+    actor = Varchar(length=100)
+    action = Varchar(length=100)
+    target = Varchar(length=100, index=True)
+    details = Text()
+    policy_version = Varchar(length=80)
+    prev_hash = Varchar(length=64)
+    hash = Varchar(length=64)
+
+
+class AuditHead(Table, tablename="audit_head"):
+    id = Integer(primary_key=True)
+    seq = BigInt()
+    hash = Varchar(length=64)
+
+
+class IdempotencyKey(Table, tablename="idempotency_keys"):
+    key = Varchar(length=300, primary_key=True)
+    fingerprint = Varchar(length=64)
+    status = Integer()
+    body = Bytea()
+    created_at = Timestamptz()
+
+
+class Meta(Table, tablename="consentry_meta"):
+    name = Varchar(length=100, primary_key=True)
+    value = Text()
+
+
+CORE_TABLES: tuple[type[Table], ...] = (
+    Subject,
+    Event,
+    ConsentRecord,
+    ConsentState,
+    PreferenceRecord,
+    PreferenceState,
+    Confirmation,
+    ApiKey,
+    AuditLog,
+    AuditHead,
+    IdempotencyKey,
+    Meta,
+)
+
+EXTRA_INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS consent_records_subject_time"
+    " ON consent_records (subject_id, recorded_at)",
+    "CREATE INDEX IF NOT EXISTS events_subject_name_time ON events (subject_id, name, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS audit_log_action ON audit_log (action, seq)",
+    "CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log (actor, seq)",
+)

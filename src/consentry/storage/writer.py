@@ -1,0 +1,203 @@
+"""The single writer: every change, with its audit entries, goes through one task.
+
+Callers submit jobs; the writer runs whatever is waiting as one transaction (group commit), each
+job inside its own savepoint so a failing job takes back only its own rows and audit entries.
+The audit head is read (and on PostgreSQL locked) at the start of every batch, so writers in
+other processes serialize on it instead of forking the chain. A job's result is handed back
+only after COMMIT: acknowledged means durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from consentry.audit.chain import AuditDraft, AuditEntry, chain
+from consentry.clock import Clock
+from consentry.storage.database import Database, Row, Transaction
+
+T = TypeVar("T")
+log = structlog.get_logger("consentry.writer")
+
+
+class WriteTx:
+    """What a job sees: raw SQL on the batch transaction, the time, and an audit buffer."""
+
+    def __init__(self, tx: Transaction, now: datetime) -> None:
+        self._tx = tx
+        self.now = now
+        self.postgres = tx.postgres
+        self.drafts: list[AuditDraft] = []
+        self._savepoint: str | None = None
+        self._counter = 0
+
+    async def _before_write(self) -> None:
+        if self._savepoint is None:
+            self._counter += 1
+            self._savepoint = f"job_{self._counter}"
+            await self._tx.execute(f"SAVEPOINT {self._savepoint}")
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._before_write()
+        await self._tx.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        await self._before_write()
+        await self._tx.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        if self.postgres:  # a failed statement aborts a PostgreSQL transaction: guard reads too
+            await self._before_write()
+        return await self._tx.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        return await self._tx.fetchrow(sql, *args)
+
+    def audit(self, actor: str, action: str, target: str, **details: Any) -> None:
+        self.drafts.append(AuditDraft(actor, action, target, details))
+
+    async def _begin_job(self, now: datetime) -> None:
+        self.now = now
+        self.drafts = []
+        self._savepoint = None
+
+    async def _end_job(self, ok: bool) -> None:
+        if self._savepoint is None:
+            return
+        if ok:
+            await self._tx.execute(f"RELEASE SAVEPOINT {self._savepoint}")
+        else:
+            await self._tx.execute(f"ROLLBACK TO SAVEPOINT {self._savepoint}")
+            await self._tx.execute(f"RELEASE SAVEPOINT {self._savepoint}")
+
+
+Job = Callable[[WriteTx], Awaitable[T]]
+
+
+@dataclass
+class _Pending(Generic[T]):
+    job: Job[T]
+    future: asyncio.Future[T]
+    drafts: list[AuditDraft] = field(default_factory=list)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class WriterStopped(RuntimeError):
+    pass
+
+
+class Writer:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        policy_version: Callable[[], str],
+        max_batch: int = 100,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._policy_version = policy_version
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending[Any] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.jobs = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="consentry-writer")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+
+    async def submit(self, job: Job[T]) -> T:
+        if self._task is None or self._task.done():
+            raise WriterStopped("the writer is not running")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(job, future))
+        return await future
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch: list[_Pending[Any]] = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending[Any]]) -> None:
+        try:
+            async with self._db.transaction() as tx:
+                await self._apply(tx, batch)
+        except Exception as exc:  # the batch as a whole failed: nothing was committed
+            log.error("writer.batch_failed", error=type(exc).__name__, jobs=len(batch))
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(item.error or exc)
+            return
+        self.batches += 1
+        self.jobs += len(batch)
+        for item in batch:
+            if item.future.done():
+                continue
+            if item.error is not None:
+                item.future.set_exception(item.error)
+            else:
+                item.future.set_result(item.result)
+
+    async def _apply(self, tx: Transaction, batch: list[_Pending[Any]]) -> None:
+        head = await tx.fetchrow(
+            "SELECT seq, hash FROM audit_head WHERE id = 1" + (" FOR UPDATE" if tx.postgres else "")
+        )
+        if head is None:
+            raise RuntimeError("audit_head is missing: run `consentry migrate`")
+        wtx = WriteTx(tx, self._clock())
+        drafts: list[AuditDraft] = []
+        for item in batch:
+            await wtx._begin_job(self._clock())
+            try:
+                item.result = await item.job(wtx)
+            except Exception as exc:
+                item.error = exc
+                await wtx._end_job(ok=False)
+                continue
+            await wtx._end_job(ok=True)
+            drafts.extend(wtx.drafts)
+        if drafts:
+            entries = chain(
+                drafts, head_seq=int(head["seq"]), head_hash=str(head["hash"]),
+                at=self._clock(), policy_version=self._policy_version(),
+            )
+            await _append(tx, entries)
+
+
+async def _append(tx: Transaction, entries: list[AuditEntry]) -> None:
+    await tx.executemany(
+        "INSERT INTO audit_log (seq, at, actor, action, target, details, policy_version,"
+        " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (e.seq, e.at, e.actor, e.action, e.target, json.dumps(e.details, sort_keys=True),
+             e.policy_version, e.prev_hash, e.hash)
+            for e in entries
+        ],
+    )
+    last = entries[-1]
+    await tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", last.seq, last.hash)
