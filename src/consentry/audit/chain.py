@@ -43,7 +43,12 @@ class AuditEntry:
 
     def body(self) -> dict[str, Any]:
         return entry_body(
-            self.seq, self.at, self.actor, self.action, self.target, self.details,
+            self.seq,
+            self.at,
+            self.actor,
+            self.action,
+            self.target,
+            self.details,
             self.policy_version,
         )
 
@@ -85,8 +90,15 @@ def chain(
         digest = link_hash(head_hash, body)
         entries.append(
             AuditEntry(
-                head_seq, at, draft.actor, draft.action, draft.target, draft.details,
-                policy_version, head_hash, digest,
+                head_seq,
+                at,
+                draft.actor,
+                draft.action,
+                draft.target,
+                draft.details,
+                policy_version,
+                head_hash,
+                digest,
             )
         )
         head_hash = digest
@@ -100,7 +112,9 @@ class Break:
     found: str
 
 
-def verify(entries: list[AuditEntry], *, prev_hash: str = GENESIS_HASH, start: int = 1) -> Break | None:
+def verify(
+    entries: list[AuditEntry], *, prev_hash: str = GENESIS_HASH, start: int = 1
+) -> Break | None:
     """The first broken link, or None if the entries form an unbroken chain from `start`."""
     expected_seq = start
     for entry in entries:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from enum import Enum
+from enum import StrEnum
 from uuid import UUID
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     GRANTED = "granted"
     PENDING = "pending"  # double opt-in awaiting confirmation
     DENIED = "denied"
     WITHDRAWN = "withdrawn"
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     PREFERENCE_CENTER = "preference_center"
     API = "api"
     IMPORT = "import"

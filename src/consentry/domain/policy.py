@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class LegalBasis(str, Enum):
+class LegalBasis(StrEnum):
     """GDPR Art. 6(1) bases; `contract` covers transactional and critical messages."""
 
     CONSENT = "consent"
@@ -29,7 +29,7 @@ class LegalBasis(str, Enum):
         return self in (LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTEREST)
 
 
-class ConsentModel(str, Enum):
+class ConsentModel(StrEnum):
     """How a region treats consent-based purposes when nothing is recorded."""
 
     OPT_IN = "opt_in"  # GDPR: no record means no

@@ -49,7 +49,10 @@ class _SQLiteEngine(SQLiteEngine):
         return self._reader
 
     async def _run_in_new_connection(  # type: ignore[override]
-        self, query: str, args: list[Any] | None = None, query_type: str = "generic",
+        self,
+        query: str,
+        args: list[Any] | None = None,
+        query_type: str = "generic",
         table: type[Table] | None = None,
     ) -> list[Row]:
         conn = await self.reader()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -21,6 +21,7 @@ import structlog
 from consentry.audit.chain import AuditDraft, AuditEntry, chain
 from consentry.clock import Clock
 from consentry.storage.database import Database, Row, Transaction
+from consentry.storage.idempotency import IdempotencyScope, KeyReused, Replayed, current_scope
 
 T = TypeVar("T")
 log = structlog.get_logger("consentry.writer")
@@ -84,7 +85,7 @@ Job = Callable[[WriteTx], Awaitable[T]]
 class _Pending(Generic[T]):
     job: Job[T]
     future: asyncio.Future[T]
-    drafts: list[AuditDraft] = field(default_factory=list)
+    idem: IdempotencyScope | None = None
     result: Any = None
     error: BaseException | None = None
 
@@ -125,7 +126,7 @@ class Writer:
         if self._task is None or self._task.done():
             raise WriterStopped("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(job, future))
+        await self._queue.put(_Pending(job, future, current_scope()))
         return await future
 
     async def _run(self) -> None:
@@ -174,7 +175,7 @@ class Writer:
         for item in batch:
             await wtx._begin_job(self._clock())
             try:
-                item.result = await item.job(wtx)
+                item.result = await _run_job(wtx, item)
             except Exception as exc:
                 item.error = exc
                 await wtx._end_job(ok=False)
@@ -183,10 +184,38 @@ class Writer:
             drafts.extend(wtx.drafts)
         if drafts:
             entries = chain(
-                drafts, head_seq=int(head["seq"]), head_hash=str(head["hash"]),
-                at=self._clock(), policy_version=self._policy_version(),
+                drafts,
+                head_seq=int(head["seq"]),
+                head_hash=str(head["hash"]),
+                at=self._clock(),
+                policy_version=self._policy_version(),
             )
             await _append(tx, entries)
+
+
+async def _run_job(tx: WriteTx, item: _Pending[Any]) -> Any:
+    idem = item.idem
+    if idem is None:
+        return await item.job(tx)
+    stored = await tx.fetchrow(
+        "SELECT fingerprint, status, body FROM idempotency_keys WHERE key = ?", idem.key
+    )
+    if stored is not None:
+        if stored["fingerprint"] != idem.fingerprint:
+            raise KeyReused("this Idempotency-Key was already used with a different request")
+        raise Replayed(int(stored["status"]), bytes(stored["body"]))
+    result = await item.job(tx)
+    status, body = idem.render(result)
+    await tx.execute(
+        "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        idem.key,
+        idem.fingerprint,
+        status,
+        body,
+        tx.now,
+    )
+    return result
 
 
 async def _append(tx: Transaction, entries: list[AuditEntry]) -> None:
@@ -194,8 +223,17 @@ async def _append(tx: Transaction, entries: list[AuditEntry]) -> None:
         "INSERT INTO audit_log (seq, at, actor, action, target, details, policy_version,"
         " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (e.seq, e.at, e.actor, e.action, e.target, json.dumps(e.details, sort_keys=True),
-             e.policy_version, e.prev_hash, e.hash)
+            (
+                e.seq,
+                e.at,
+                e.actor,
+                e.action,
+                e.target,
+                json.dumps(e.details, sort_keys=True),
+                e.policy_version,
+                e.prev_hash,
+                e.hash,
+            )
             for e in entries
         ],
     )

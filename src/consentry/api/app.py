@@ -1,0 +1,106 @@
+"""The HTTP application: `create_app(settings)` builds it; nothing is read at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+import consentry
+from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, provide_principal
+from consentry.api.middleware import request_id_middleware
+from consentry.api.problems import EXCEPTION_HANDLERS
+from consentry.api.routes.access import ApiKeyController
+from consentry.api.routes.consents import ConfirmationController, ConsentController
+from consentry.api.routes.customers import CustomerController
+from consentry.api.routes.events import EventController
+from consentry.api.routes.me import MeController
+from consentry.api.routes.preferences import PreferenceController
+from consentry.api.routes.purposes import PurposeController
+from consentry.clock import Clock, system_clock
+from consentry.services.core import Core, close_core, open_core
+from consentry.settings import Settings
+
+
+def provide_core(state: State) -> Core:
+    core: Core = state.core
+    return core
+
+
+@get("/health", tags=["service"], summary="Liveness and the policy in force", security=[])
+async def health(core: Core) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "version": consentry.__version__,
+        "policy_version": core.policy.version,
+        "database": "postgresql" if core.db.is_postgres else "sqlite",
+    }
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Consentry",
+        version=consentry.__version__,
+        description="Consent ledger, preferences and audit for one company's customers."
+        " Errors are application/problem+json.",
+        components=SECURITY_COMPONENTS,
+        security=SECURITY,
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin()],
+        use_handler_docstrings=False,
+    )
+
+
+def create_app(
+    settings: Settings, *, clock: Clock = system_clock, core: Core | None = None
+) -> Litestar:
+    """Build the app; it opens the core at startup unless one is given (tests, benchmarks)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = core is None
+        app.state.core = core or await open_core(settings, clock=clock)
+        try:
+            yield
+        finally:
+            if owned:
+                await close_core(app.state.core)
+
+    middleware: list[Any] = [request_id_middleware]
+    if settings.rate_limit_per_minute > 0:
+        middleware.append(
+            RateLimitConfig(
+                rate_limit=("minute", settings.rate_limit_per_minute),
+                exclude=["/health", "/schema"],
+            ).middleware
+        )
+    return Litestar(
+        route_handlers=[
+            health,
+            PurposeController,
+            CustomerController,
+            ConsentController,
+            ConfirmationController,
+            PreferenceController,
+            EventController,
+            MeController,
+            ApiKeyController,
+        ],
+        dependencies={
+            "core": Provide(provide_core, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=middleware,
+        lifespan=[lifespan],
+        openapi_config=openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

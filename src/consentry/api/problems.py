@@ -1,0 +1,133 @@
+"""Every error is application/problem+json (RFC 9457) with a detail a person can act on."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from consentry.api.schemas import Problem
+from consentry.services.errors import ServiceError
+from consentry.storage.idempotency import KeyReused, Replayed
+
+MEDIA_TYPE = "application/problem+json"
+log = structlog.get_logger("consentry.api")
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = Problem(
+        type=f"https://consentry.dev/problems/{status}",
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        field=field,
+        request_id=request.scope.get("state", {}).get("request_id"),
+    )
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def on_service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[bytes]:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return problem(request, exc.status, exc.detail, field=exc.field, headers=headers)
+
+
+def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    """Litestar's body and parameter validation: name the field and why."""
+    messages = []
+    field = None
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            message = str(item.get("message", ""))
+            key = item.get("key")
+            match = _FIELD.search(message)
+            field = field or (match.group(1) if match else (str(key) if key else None))
+            messages.append(f"{key}: {message}" if key else message)
+    detail = "; ".join(messages) or exc.detail or "the request is not valid"
+    if "JSON is malformed" in detail or "malformed" in detail.lower():
+        return problem(request, 400, "the body is not valid JSON: " + detail)
+    return problem(request, 422, detail, field=field)
+
+
+def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    headers = dict(exc.headers or {})
+    detail = exc.detail if exc.detail and exc.detail != _TITLES.get(exc.status_code) else ""
+    return problem(
+        request,
+        exc.status_code,
+        detail or _default_detail(exc.status_code),
+        headers=headers or None,
+    )
+
+
+def _default_detail(status: int) -> str:
+    return {
+        404: "no such resource; see /schema for the API",
+        405: "this method is not allowed here; see /schema for the API",
+        413: "the request body is too large",
+        429: "too many requests; slow down and retry after the time in Retry-After",
+    }.get(status, _TITLES.get(status, "error"))
+
+
+def on_replay(request: Request[Any, Any, Any], exc: Replayed) -> Response[bytes]:
+    media = MEDIA_TYPE if exc.status >= 400 else "application/json"
+    return Response(
+        exc.body, status_code=exc.status, media_type=media, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+def on_key_reused(request: Request[Any, Any, Any], exc: KeyReused) -> Response[bytes]:
+    return problem(
+        request, 422, str(exc) + "; use a new key for a new request", field="Idempotency-Key"
+    )
+
+
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("request.failed", error=type(exc).__name__, path=request.scope.get("path_template"))
+    return problem(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "an unexpected error occurred; nothing was recorded. Retry with the same"
+        " Idempotency-Key, and report the request_id if it persists",
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ServiceError: on_service_error,
+    ValidationException: on_validation,
+    HTTPException: on_http_error,
+    Replayed: on_replay,
+    KeyReused: on_key_reused,
+    Exception: on_unexpected,
+}

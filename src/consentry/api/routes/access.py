@@ -1,0 +1,60 @@
+"""API keys: create (shown once), list, revoke. Admin only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
+
+from consentry.api import convert
+from consentry.api import schemas as s
+from consentry.api.auth import require
+from consentry.api.writes import respond
+from consentry.services import access
+from consentry.services.core import Core
+from consentry.services.principals import Principal, Scope
+
+Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
+Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+
+
+class ApiKeyController(Controller):
+    path = "/v1/api-keys"
+    tags = ["access"]
+
+    @post(
+        "/",
+        summary="Create an API key",
+        description="The key is shown once; only its hash is stored.",
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], core: Core, principal: Principal, data: s.ApiKeyIn
+    ) -> Response[s.NewApiKeyOut]:
+        require(principal, Scope.ADMIN)
+        return await respond(
+            request,
+            principal,
+            lambda: access.create_key(core, data.name, list(data.scopes), principal),
+            lambda k: (201, s.NewApiKeyOut(k.key, convert.api_key(k.info))),
+        )
+
+    @get("/", summary="List API keys")
+    async def list_keys(
+        self, core: Core, principal: Principal, cursor: Cursor = None, limit: Limit = 50
+    ) -> s.ApiKeyPage:
+        require(principal, Scope.ADMIN)
+        page = await access.list_keys(core, cursor=cursor, limit=limit)
+        return s.ApiKeyPage([convert.api_key(k) for k in page.items], page.next_cursor)
+
+    @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
+    async def revoke(
+        self, request: Request[Any, Any, Any], core: Core, principal: Principal, key_id: str
+    ) -> Response[s.ApiKeyOut]:
+        require(principal, Scope.ADMIN)
+        return await respond(
+            request,
+            principal,
+            lambda: access.revoke_key(core, key_id, principal),
+            lambda k: (200, convert.api_key(k)),
+        )

@@ -1,0 +1,118 @@
+"""Customers: upsert by external id, read, search by identity, list, issue a customer token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post, put
+from litestar.params import Parameter
+
+from consentry.api import convert
+from consentry.api import schemas as s
+from consentry.api.auth import require
+from consentry.api.writes import respond
+from consentry.services import access, customers
+from consentry.services.core import Core
+from consentry.services.errors import Invalid
+from consentry.services.principals import READ_SCOPES, Principal, Scope
+
+Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
+Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+
+
+class CustomerController(Controller):
+    path = "/v1/customers"
+    tags = ["customers"]
+
+    @put(
+        "/{external_id:str}",
+        summary="Create or update a customer",
+        description="Attributes and identities merge into what is stored; a null value removes"
+        " one. Identities and sensitive attributes are encrypted at rest. 201 when created.",
+    )
+    async def upsert(
+        self,
+        request: Request[Any, Any, Any],
+        core: Core,
+        principal: Principal,
+        external_id: str,
+        data: s.CustomerIn,
+    ) -> Response[s.CustomerOut]:
+        require(principal, Scope.BACKEND_WRITE)
+        cmd = customers.CustomerUpsert(
+            external_id, data.region, dict(data.identities), dict(data.attributes)
+        )
+        return await respond(
+            request,
+            principal,
+            lambda: customers.upsert(core, cmd, principal),
+            lambda r: (201 if r[1] else 200, convert.customer(r[0])),
+        )
+
+    @get("/{external_id:str}", summary="Read a customer (audited)")
+    async def read(
+        self,
+        core: Core,
+        principal: Principal,
+        external_id: str,
+        reason: Annotated[
+            str | None,
+            Parameter(max_length=200, description="why you read it; kept in the audit log"),
+        ] = None,
+    ) -> s.CustomerOut:
+        require(principal, *READ_SCOPES)
+        return convert.customer(await customers.get(core, external_id, principal, reason))
+
+    @get("/", summary="List customers (ids and regions only)")
+    async def list_customers(
+        self, core: Core, principal: Principal, cursor: Cursor = None, limit: Limit = 50
+    ) -> s.CustomerPage:
+        require(principal, *READ_SCOPES)
+        page = await customers.list_ids(core, cursor=cursor, limit=limit)
+        items = [
+            s.CustomerSummary(
+                r["id"], r["external_id"], r["region"], r["created_at"], r["updated_at"]
+            )
+            for r in page.items
+        ]
+        return s.CustomerPage(items, page.next_cursor)
+
+    @post(
+        "/search",
+        status_code=200,
+        summary="Find a customer by email or phone (audited)",
+        description="Matching uses a keyed blind index: the identity is never stored in clear.",
+    )
+    async def search(
+        self, core: Core, principal: Principal, data: s.CustomerSearch
+    ) -> s.CustomerOut:
+        require(principal, *READ_SCOPES)
+        given = [(k, v) for k, v in (("email", data.email), ("phone", data.phone)) if v]
+        if len(given) != 1:
+            raise Invalid("give exactly one of email or phone", field="email")
+        kind, value = given[0]
+        return convert.customer(await customers.find_by_identity(core, kind, value, principal))
+
+    @post(
+        "/{external_id:str}/token",
+        summary="Issue a short-lived customer token",
+        description="The token lets the customer read and change only their own consents and"
+        " preferences, under /v1/me.",
+    )
+    async def token(
+        self,
+        request: Request[Any, Any, Any],
+        core: Core,
+        principal: Principal,
+        external_id: str,
+        data: s.TokenIn | None = None,
+    ) -> Response[s.TokenOut]:
+        require(principal, Scope.BACKEND_WRITE)
+        subject_id, _ = await customers.resolve(core, external_id)
+        ttl = data.ttl_seconds if data else None
+        return await respond(
+            request,
+            principal,
+            lambda: access.issue_customer_token(core, subject_id, principal, ttl),
+            lambda t: (201, s.TokenOut(t.token, t.expires_at)),
+        )

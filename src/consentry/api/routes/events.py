@@ -1,0 +1,82 @@
+"""Customer events: one at a time, in batches, and read back with filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from consentry.api import convert
+from consentry.api import schemas as s
+from consentry.api.auth import require
+from consentry.api.writes import respond
+from consentry.services import customers, events
+from consentry.services.core import Core
+from consentry.services.principals import READ_SCOPES, Principal, Scope
+
+Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
+Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+
+
+def _ingested(stored: list[events.StoredEvent]) -> tuple[int, s.Ingested]:
+    return 201, s.Ingested(len(stored), [e.id for e in stored])
+
+
+class EventController(Controller):
+    tags = ["events"]
+
+    @post("/v1/customers/{external_id:str}/events", summary="Record one event for a customer")
+    async def one(
+        self,
+        request: Request[Any, Any, Any],
+        core: Core,
+        principal: Principal,
+        external_id: str,
+        data: s.EventIn,
+    ) -> Response[s.Ingested]:
+        require(principal, Scope.BACKEND_WRITE)
+        batch = [events.EventIn(external_id, data.name, data.occurred_at, dict(data.properties))]
+        return await respond(
+            request, principal, lambda: events.ingest(core, batch, principal), _ingested
+        )
+
+    @post("/v1/events", summary="Record a batch of events (up to 1000, all or nothing)")
+    async def batch(
+        self, request: Request[Any, Any, Any], core: Core, principal: Principal, data: s.EventBatch
+    ) -> Response[s.Ingested]:
+        require(principal, Scope.BACKEND_WRITE)
+        batch = [
+            events.EventIn(e.external_id, e.name, e.occurred_at, dict(e.properties))
+            for e in data.events
+        ]
+        return await respond(
+            request, principal, lambda: events.ingest(core, batch, principal), _ingested
+        )
+
+    @get("/v1/customers/{external_id:str}/events", summary="A customer's events, newest first")
+    async def read(
+        self,
+        core: Core,
+        principal: Principal,
+        external_id: str,
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+    ) -> s.EventPage:
+        require(principal, *READ_SCOPES)
+        subject_id, _ = await customers.resolve(core, external_id)
+        page = await events.read(
+            core,
+            subject_id,
+            principal,
+            name=name,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
+        )
+        return s.EventPage([convert.event(e) for e in page.items], page.next_cursor)

@@ -1,0 +1,97 @@
+"""The customer's own view, with a customer token: their consents and preferences, nothing else."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.params import Parameter
+
+from consentry.api import convert
+from consentry.api import schemas as s
+from consentry.api.auth import require_customer
+from consentry.api.routes.consents import GpcHeader, to_request
+from consentry.api.routes.preferences import to_patch
+from consentry.api.writes import respond
+from consentry.services import consents, preferences
+from consentry.services.core import Core
+from consentry.services.errors import NotFound
+from consentry.services.principals import Principal
+
+Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
+Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+
+
+async def _me(core: Core, principal: Principal) -> tuple[UUID, str]:
+    require_customer(principal)
+    row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", UUID(principal.id))
+    if row is None:
+        raise NotFound("this customer no longer exists")
+    return UUID(str(row["id"])), row["region"]
+
+
+class MeController(Controller):
+    path = "/v1/me"
+    tags = ["customer self-service"]
+
+    @get("/consents", summary="My current consents")
+    async def state(self, core: Core, principal: Principal) -> s.ConsentStateList:
+        subject_id, _ = await _me(core, principal)
+        return s.ConsentStateList(
+            [convert.state(x) for x in await consents.current_state(core, subject_id)]
+        )
+
+    @post("/consents", summary="Record my decisions")
+    async def record(
+        self,
+        request: Request[Any, Any, Any],
+        core: Core,
+        principal: Principal,
+        data: s.ConsentRequest,
+        sec_gpc: GpcHeader = None,
+    ) -> Response[s.Recorded]:
+        subject_id, region = await _me(core, principal)
+        cmd = to_request(data, sec_gpc)
+        return await respond(
+            request,
+            principal,
+            lambda: consents.record_for(core, subject_id, region, cmd, principal),
+            lambda r: (201, convert.recorded(r)),
+        )
+
+    @get("/consents/history", summary="My consent history")
+    async def history(
+        self,
+        core: Core,
+        principal: Principal,
+        purpose: str | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+    ) -> s.HistoryPage:
+        subject_id, _ = await _me(core, principal)
+        page = await consents.history(core, subject_id, purpose=purpose, cursor=cursor, limit=limit)
+        return s.HistoryPage([convert.record(r) for r in page.items], page.next_cursor)
+
+    @get("/preferences", summary="My preferences")
+    async def read_preferences(self, core: Core, principal: Principal) -> s.PreferencesOut:
+        subject_id, _ = await _me(core, principal)
+        return convert.preferences(await preferences.read(core, subject_id))
+
+    @patch("/preferences", summary="Change my preferences")
+    async def change_preferences(
+        self,
+        request: Request[Any, Any, Any],
+        core: Core,
+        principal: Principal,
+        data: s.PreferencesPatch,
+    ) -> Response[s.PreferencesOut]:
+        subject_id, _ = await _me(core, principal)
+        return await respond(
+            request,
+            principal,
+            lambda: preferences.change(
+                core, subject_id, to_patch(data), source=data.source, actor=principal
+            ),
+            lambda doc: (200, convert.preferences(doc)),
+        )

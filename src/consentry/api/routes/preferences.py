@@ -1,0 +1,68 @@
+"""Preferences of a customer: channels, topics, quiet hours, language, frequency cap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, patch
+
+from consentry.api import convert
+from consentry.api import schemas as s
+from consentry.api.auth import require
+from consentry.api.writes import respond
+from consentry.services import customers, preferences
+from consentry.services.core import Core
+from consentry.services.principals import READ_SCOPES, Principal, Scope
+
+
+def to_patch(data: s.PreferencesPatch) -> preferences.PreferencePatch:
+    def kept(value: Any) -> Any:
+        if value is msgspec.UNSET:
+            return preferences.UNSET
+        return msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
+
+    return preferences.PreferencePatch(
+        channels=dict(data.channels) if data.channels else None,
+        topics=dict(data.topics) if data.topics else None,
+        quiet_hours=kept(data.quiet_hours),
+        language=kept(data.language),
+        frequency_cap_per_week=kept(data.frequency_cap_per_week),
+    )
+
+
+class PreferenceController(Controller):
+    path = "/v1/customers/{external_id:str}/preferences"
+    tags = ["preferences"]
+
+    @get("/", summary="Read preferences")
+    async def read(self, core: Core, principal: Principal, external_id: str) -> s.PreferencesOut:
+        require(principal, *READ_SCOPES)
+        subject_id, _ = await customers.resolve(core, external_id)
+        return convert.preferences(await preferences.read(core, subject_id))
+
+    @patch(
+        "/",
+        summary="Change preferences",
+        description="Only the fields sent change; maps (channels, topics) merge; null clears"
+        " quiet_hours, language or frequency_cap_per_week. A channel switched off overrides"
+        " every purpose and topic on that channel, except transactional messages.",
+    )
+    async def change(
+        self,
+        request: Request[Any, Any, Any],
+        core: Core,
+        principal: Principal,
+        external_id: str,
+        data: s.PreferencesPatch,
+    ) -> Response[s.PreferencesOut]:
+        require(principal, Scope.BACKEND_WRITE)
+        subject_id, _ = await customers.resolve(core, external_id)
+        return await respond(
+            request,
+            principal,
+            lambda: preferences.change(
+                core, subject_id, to_patch(data), source=data.source, actor=principal
+            ),
+            lambda doc: (200, convert.preferences(doc)),
+        )

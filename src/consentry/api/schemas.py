@@ -1,0 +1,295 @@
+"""Wire schemas, written by hand: what the API accepts and answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta, Struct
+
+ExternalId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+        description="The company's own id for the customer",
+    ),
+]
+Name = Annotated[str, Meta(min_length=1, max_length=100)]
+DecisionValue = Literal["granted", "denied", "withdrawn"]
+SourceValue = Literal["preference_center", "api", "import", "unsubscribe_link"]
+AttributeValue = str | int | float | bool | None
+
+
+class Problem(Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    field: str | None = None
+    request_id: str | None = None
+
+
+# -- customers ---------------------------------------------------------------------------------
+
+
+class CustomerIn(Struct, forbid_unknown_fields=True):
+    region: Annotated[str, Meta(max_length=20)] | None = None
+    identities: dict[
+        Annotated[str, Meta(max_length=20)], Annotated[str, Meta(max_length=320)] | None
+    ] = {}
+    attributes: dict[Annotated[str, Meta(max_length=64)], AttributeValue] = {}
+
+
+class CustomerOut(Struct):
+    id: UUID
+    external_id: str
+    region: str
+    identities: dict[str, str]
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class CustomerSummary(Struct):
+    id: UUID
+    external_id: str
+    region: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CustomerPage(Struct):
+    items: list[CustomerSummary]
+    next_cursor: str | None
+
+
+class CustomerSearch(Struct, forbid_unknown_fields=True):
+    email: Annotated[str, Meta(max_length=320)] | None = None
+    phone: Annotated[str, Meta(max_length=40)] | None = None
+    reason: Annotated[str, Meta(max_length=200)] | None = None
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+class EventIn(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    occurred_at: datetime | None = None
+    properties: dict[Annotated[str, Meta(max_length=64)], Any] = {}
+
+
+class BatchEventIn(EventIn, forbid_unknown_fields=True):
+    external_id: ExternalId = ""
+
+
+class EventBatch(Struct, forbid_unknown_fields=True):
+    events: Annotated[list[BatchEventIn], Meta(min_length=1, max_length=1000)]
+
+
+class EventOut(Struct):
+    id: UUID
+    name: str
+    occurred_at: datetime
+    received_at: datetime
+    properties: dict[str, Any]
+
+
+class EventPage(Struct):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+class Ingested(Struct):
+    accepted: int
+    ids: list[UUID]
+
+
+# -- purposes ----------------------------------------------------------------------------------
+
+
+class NoticeOut(Struct):
+    version: str
+    language: str
+    text: str
+    content_hash: str
+    published: str
+
+
+class PurposeOut(Struct):
+    name: str
+    title: str
+    legal_basis: str
+    categories: list[str]
+    channels: list[str]
+    double_opt_in: bool
+    expires_after_days: int | None
+    notice: NoticeOut
+    notice_history: list[str]
+
+
+class PurposeList(Struct):
+    policy_version: str
+    language: str
+    items: list[PurposeOut]
+
+
+# -- consents ----------------------------------------------------------------------------------
+
+
+class Evidence(Struct, forbid_unknown_fields=True):
+    ip: Annotated[str, Meta(max_length=64)] | None = None
+    user_agent: Annotated[str, Meta(max_length=1000)] | None = None
+    url: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class DecisionIn(Struct, forbid_unknown_fields=True):
+    purpose: Name
+    decision: DecisionValue
+    channel: Annotated[str, Meta(max_length=50)] = ""
+    notice_version: Annotated[str, Meta(max_length=50)] | None = None
+    language: Annotated[str, Meta(max_length=10)] | None = None
+
+
+class ConsentRequest(Struct, forbid_unknown_fields=True):
+    decisions: Annotated[list[DecisionIn], Meta(max_length=50)] = []
+    source: SourceValue = "api"
+    evidence: Evidence | None = None
+
+
+class LedgerRecordOut(Struct):
+    id: UUID
+    purpose: str
+    channel: str
+    decision: str
+    legal_basis: str
+    notice_version: str
+    notice_hash: str
+    language: str
+    policy_version: str
+    source: str
+    actor: str
+    recorded_at: datetime
+    expires_at: datetime | None
+    evidence: dict[str, Any]
+
+
+class ConfirmationOut(Struct):
+    purpose: str
+    channel: str
+    token: str
+    expires_at: datetime
+
+
+class Recorded(Struct):
+    records: list[LedgerRecordOut]
+    confirmations: list[ConfirmationOut]
+    gpc: Literal["applied", "already_opted_out", "not_applicable", "absent"]
+
+
+class ConsentStateOut(Struct):
+    purpose: str
+    channel: str
+    decision: str
+    legal_basis: str
+    notice_version: str
+    source: str
+    record_id: UUID
+    recorded_at: datetime
+    expires_at: datetime | None
+
+
+class ConsentStateList(Struct):
+    items: list[ConsentStateOut]
+
+
+class HistoryPage(Struct):
+    items: list[LedgerRecordOut]
+    next_cursor: str | None
+
+
+class ConfirmIn(Struct, forbid_unknown_fields=True):
+    token: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class ReasonOut(Struct):
+    code: str
+    message: str
+
+
+class CheckOut(Struct):
+    decision: Literal["allow", "deny"]
+    purpose: str
+    channel: str | None
+    legal_basis: str | None
+    reasons: list[ReasonOut]
+
+
+# -- preferences -------------------------------------------------------------------------------
+
+
+class QuietHoursIn(Struct, forbid_unknown_fields=True):
+    start: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")]
+    end: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")]
+    timezone: Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone")]
+
+
+class PreferencesPatch(Struct, forbid_unknown_fields=True):
+    channels: dict[Annotated[str, Meta(max_length=50)], bool] | None = None
+    topics: dict[Annotated[str, Meta(max_length=100)], bool] | None = None
+    quiet_hours: QuietHoursIn | msgspec.UnsetType | None = msgspec.UNSET
+    language: Annotated[str, Meta(max_length=10)] | msgspec.UnsetType | None = msgspec.UNSET
+    frequency_cap_per_week: Annotated[int, Meta(ge=0, le=1000)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    source: SourceValue = "api"
+
+
+class PreferencesOut(Struct):
+    channels: dict[str, bool]
+    topics: dict[str, bool]
+    quiet_hours: dict[str, str] | None
+    language: str | None
+    frequency_cap_per_week: int | None
+
+
+# -- access ------------------------------------------------------------------------------------
+
+
+class ApiKeyIn(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=200)]
+    scopes: Annotated[
+        list[Literal["admin", "compliance:read", "backend:write", "backend:read"]],
+        Meta(min_length=1, max_length=4),
+    ]
+
+
+class ApiKeyOut(Struct):
+    id: str
+    name: str
+    scopes: list[str]
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewApiKeyOut(Struct):
+    key: str
+    api_key: ApiKeyOut
+
+
+class ApiKeyPage(Struct):
+    items: list[ApiKeyOut]
+    next_cursor: str | None
+
+
+class TokenIn(Struct, forbid_unknown_fields=True):
+    ttl_seconds: Annotated[int, Meta(ge=60, le=86_400)] | None = None
+
+
+class TokenOut(Struct):
+    token: str
+    expires_at: datetime

@@ -1,0 +1,55 @@
+"""Answering a write: the same rendering serves the first answer and its idempotent replays."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request, Response
+
+from consentry.services.errors import Invalid
+from consentry.services.principals import Principal
+from consentry.storage.idempotency import IdempotencyScope, idempotency_scope
+
+T = TypeVar("T")
+MAX_KEY = 200
+
+
+def _scope(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    body: bytes,
+    render: Callable[[Any], tuple[int, bytes]],
+) -> IdempotencyScope | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_KEY or not key.isprintable():
+        raise Invalid(
+            f"Idempotency-Key must be 1-{MAX_KEY} printable characters", field="Idempotency-Key"
+        )
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.url.path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return IdempotencyScope(f"{principal.actor}:{key}", digest.hexdigest(), render)
+
+
+async def respond(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    call: Callable[[], Awaitable[T]],
+    render: Callable[[T], tuple[int, msgspec.Struct]],
+) -> Response[Any]:
+    """Run a write with the request's Idempotency-Key (if any) and answer it as JSON."""
+
+    def encoded(result: T) -> tuple[int, bytes]:
+        status, body = render(result)
+        return status, msgspec.json.encode(body)
+
+    raw = await request.body()
+    with idempotency_scope(_scope(request, principal, raw, encoded)):
+        result = await call()
+    status, content = encoded(result)
+    return Response(content, status_code=status, media_type="application/json")

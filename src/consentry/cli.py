@@ -1,0 +1,109 @@
+"""`consentry`: serve, migrate, check and test the policy, write the OpenAPI document."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from consentry.settings import Settings
+
+HELP = """Consentry: consent ledger, preferences and audit.
+
+Settings come from CONSENTRY_* environment variables (see README), e.g.
+CONSENTRY_DATABASE_URL=postgresql://user@host/db, CONSENTRY_DATA_DIR=data."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="consentry", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the HTTP service (creates the data folder)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    sub.add_parser("migrate", help="create or update the database schema")
+    policy = sub.add_parser("policy", help="check or test the policy")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    check = psub.add_parser("check", help="validate a policy file; errors name file and line")
+    check.add_argument("path", nargs="?", type=Path, help="default: CONSENTRY_POLICY_PATH")
+    test = psub.add_parser("test", help="run the policy's test cases")
+    test.add_argument("cases", nargs="?", type=Path, help="default: policies/tests/")
+    test.add_argument("--policy", type=Path, help="default: CONSENTRY_POLICY_PATH")
+    openapi = sub.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
+    openapi.add_argument(
+        "--check", action="store_true", help="fail if the file differs from what the app generates"
+    )
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.command == "serve":
+        from consentry.server import serve as run
+
+        return run(settings, host=args.host, port=args.port)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "policy":
+        return _policy(args, settings)
+    return _openapi(args.output, check=args.check)
+
+
+async def _migrate(settings: Settings) -> int:
+    from consentry.services.core import close_core, open_core
+
+    core = await open_core(settings)
+    await close_core(core)
+    print(f"schema is up to date ({'postgresql' if core.db.is_postgres else 'sqlite'})")
+    return 0
+
+
+def _policy(args: argparse.Namespace, settings: Settings) -> int:
+    from consentry.policy.cases import format_results, lint_cases, load_cases, run_cases
+    from consentry.policy.evaluate import evaluate_case
+    from consentry.policy.loader import PolicyError, load_policy
+
+    path = getattr(args, "path", None) or getattr(args, "policy", None) or settings.policy_path
+    try:
+        policy = load_policy(path)
+        if args.policy_command == "check":
+            print(f"{path}: ok ({len(policy.purposes)} purposes, version {policy.version})")
+            return 0
+        cases = load_cases(args.cases or Path(path).parent / "tests")
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    problems = lint_cases(policy, cases)
+    for issue in problems:
+        print(f"{issue.file}:{issue.line}: {issue.path}: {issue.message}", file=sys.stderr)
+    results = run_cases(policy, cases, evaluate_case)
+    print(format_results(results))
+    return 0 if not problems and all(r.passed for r in results) else 1
+
+
+def openapi_document() -> str:
+    from consentry.api.app import create_app
+
+    app = create_app(Settings())
+    return json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _openapi(output: Path, *, check: bool) -> int:
+    document = openapi_document()
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != document:
+            print(f"{output} is stale: run `consentry openapi`", file=sys.stderr)
+            return 1
+        print(f"{output} is up to date")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(document)
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

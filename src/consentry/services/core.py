@@ -1,0 +1,59 @@
+"""The running core: policy, data store, key store, secrets and the writer, opened together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from consentry.clock import Clock, system_clock
+from consentry.crypto.secrets import Secrets, load_or_create_secrets
+from consentry.domain.policy import Policy
+from consentry.policy.loader import load_policy
+from consentry.settings import Settings
+from consentry.storage.database import Database
+from consentry.storage.keystore import KeyStore, open_keystore
+from consentry.storage.schema import migrate
+from consentry.storage.writer import Writer
+
+log = structlog.get_logger("consentry")
+
+
+@dataclass
+class Core:
+    settings: Settings
+    policy: Policy
+    db: Database
+    keys: KeyStore
+    secrets: Secrets
+    writer: Writer
+    clock: Clock
+    caches: dict[str, Any] = field(default_factory=dict)
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or f"sqlite:///{settings.sqlite_path}"
+
+
+async def open_core(settings: Settings, *, clock: Clock = system_clock) -> Core:
+    """Load and check the policy first: a broken policy stops the start with its message."""
+    policy = load_policy(settings.policy_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secrets = load_or_create_secrets(settings)
+    db = Database(database_url(settings))
+    await db.start()
+    await migrate(db)
+    keys = open_keystore(settings.resolved_keystore_url, secrets.kek)
+    await keys.open()
+    writer = Writer(
+        db, clock=clock, policy_version=lambda: policy.version, max_batch=settings.group_commit_max
+    )
+    await writer.start()
+    return Core(settings, policy, db, keys, secrets, writer, clock)
+
+
+async def close_core(core: Core) -> None:
+    await core.writer.stop()
+    await core.keys.close()
+    await core.db.close()

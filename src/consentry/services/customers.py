@@ -1,0 +1,315 @@
+"""Customers (data subjects): upsert by the company's external id, encrypted identities, lookup.
+
+Identities and sensitive attributes are stored encrypted under the customer's own data key;
+email and phone are found through keyed blind indexes. Every read is audited.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from consentry.crypto.blind_index import blind_index, normalize_identity
+from consentry.crypto.envelope import decrypt_json, encrypt_json
+from consentry.services.core import Core
+from consentry.services.errors import Conflict, Invalid, NotFound
+from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
+from consentry.services.principals import Principal
+from consentry.storage.database import Row
+from consentry.storage.writer import WriteTx
+
+EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_ATTRIBUTES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerUpsert:
+    external_id: str
+    region: str | None = None
+    identities: dict[str, str | None] = field(default_factory=dict)  # None removes
+    attributes: dict[str, Any] = field(default_factory=dict)  # None removes
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: UUID
+    external_id: str
+    region: str
+    identities: dict[str, str]
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+def check_external_id(external_id: str) -> str:
+    if not EXTERNAL_ID.match(external_id):
+        raise Invalid(
+            "external_id must be 1-200 characters of letters, digits, '.', '_', ':' or '-',"
+            " starting with a letter or digit",
+            field="external_id",
+        )
+    return external_id
+
+
+def _validate(core: Core, cmd: CustomerUpsert) -> dict[str, str | None]:
+    check_external_id(cmd.external_id)
+    policy = core.policy
+    if cmd.region is not None and cmd.region not in policy.regions:
+        known = ", ".join(sorted(policy.regions))
+        raise Invalid(f"unknown region '{cmd.region}'; the policy knows {known}", field="region")
+    identities: dict[str, str | None] = {}
+    for kind, value in cmd.identities.items():
+        if kind not in policy.identities:
+            known = ", ".join(sorted(policy.identities))
+            raise Invalid(
+                f"unknown identity '{kind}'; the policy knows {known}", field=f"identities.{kind}"
+            )
+        try:
+            identities[kind] = None if value is None else normalize_identity(kind, value)
+        except ValueError as exc:
+            raise Invalid(f"{kind} is not valid: {exc}", field=f"identities.{kind}") from None
+    if len(cmd.attributes) > MAX_ATTRIBUTES:
+        raise Invalid(f"at most {MAX_ATTRIBUTES} attributes per request", field="attributes")
+    for name in cmd.attributes:
+        if not ATTRIBUTE_NAME.match(name):
+            raise Invalid(
+                "attribute names are lowercase letters, digits and '_', starting with a"
+                " letter, at most 64 characters",
+                field=f"attributes.{name}",
+            )
+        if policy.category_of(name) is None:
+            raise Invalid(
+                f"attribute '{name}' has no data category in the policy; declare it under"
+                " 'attributes' in the policy",
+                field=f"attributes.{name}",
+            )
+    return identities
+
+
+async def _data_key(core: Core, subject_id: UUID) -> bytes:
+    key = await core.keys.get(str(subject_id))
+    return key if key is not None else await core.keys.create(str(subject_id))
+
+
+def _aad(subject_id: UUID, part: str) -> str:
+    return f"subject:{subject_id}:{part}"
+
+
+async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Customer, bool]:
+    """Create or update a customer; attributes and identities merge, a None value removes one."""
+    identities = _validate(core, cmd)
+    found = await core.db.fetchrow("SELECT id FROM subjects WHERE external_id = ?", cmd.external_id)
+    subject_id = UUID(str(found["id"])) if found else uuid.uuid4()
+    dek = await _data_key(core, subject_id)
+
+    async def job(tx: WriteTx) -> tuple[Customer, bool]:
+        row = await tx.fetchrow("SELECT * FROM subjects WHERE external_id = ?", cmd.external_id)
+        sid, key = subject_id, dek
+        if row is not None and UUID(str(row["id"])) != subject_id:  # created meanwhile
+            sid = UUID(str(row["id"]))
+            key = await _data_key(core, sid)
+        current = _decode(row, key) if row else None
+        merged = _merge(core, current, sid, cmd, identities, tx.now)
+        await _check_unique_email(core, tx, merged)
+        await _write(core, tx, merged, key, created=current is None)
+        changed = sorted({*cmd.attributes, *(f"identity.{k}" for k in identities)})
+        tx.audit(
+            actor.actor,
+            "customer.created" if current is None else "customer.updated",
+            f"subject:{sid}",
+            fields=changed,
+            region=merged.region,
+        )
+        return merged, current is None
+
+    return await core.writer.submit(job)
+
+
+def _merge(
+    core: Core,
+    current: Customer | None,
+    sid: UUID,
+    cmd: CustomerUpsert,
+    identities: dict[str, str | None],
+    now: datetime,
+) -> Customer:
+    ids = dict(current.identities) if current else {}
+    attrs = dict(current.attributes) if current else {}
+    for kind, value in identities.items():
+        ids.pop(kind, None) if value is None else ids.__setitem__(kind, value)
+    for name, value in cmd.attributes.items():
+        attrs.pop(name, None) if value is None else attrs.__setitem__(name, value)
+    region = cmd.region or (current.region if current else core.policy.default_region)
+    return Customer(
+        id=sid,
+        external_id=cmd.external_id,
+        region=region,
+        identities=ids,
+        attributes=attrs,
+        created_at=current.created_at if current else now,
+        updated_at=now,
+        version=current.version + 1 if current else 1,
+    )
+
+
+async def _check_unique_email(core: Core, tx: WriteTx, customer: Customer) -> None:
+    email = customer.identities.get("email")
+    if email is None:
+        return
+    other = await tx.fetchrow(
+        "SELECT id FROM subjects WHERE email_index = ? AND id <> ?",
+        blind_index(core.secrets.index_key, "email", email),
+        customer.id,
+    )
+    if other is not None:
+        raise Conflict("another customer already has this email address", field="identities.email")
+
+
+def _split_attributes(core: Core, attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    plain = {k: v for k, v in attrs.items() if not core.policy.is_sensitive(k)}
+    secret = {k: v for k, v in attrs.items() if core.policy.is_sensitive(k)}
+    return plain, secret
+
+
+async def _write(core: Core, tx: WriteTx, c: Customer, dek: bytes, *, created: bool) -> None:
+    plain, secret = _split_attributes(core, c.attributes)
+    index = core.secrets.index_key
+    email, phone = c.identities.get("email"), c.identities.get("phone")
+    values = (
+        c.region,
+        blind_index(index, "email", email) if email else None,
+        blind_index(index, "phone", phone) if phone else None,
+        encrypt_json(dek, c.identities, aad=_aad(c.id, "identities")),
+        json.dumps(plain, sort_keys=True, default=str),
+        encrypt_json(dek, secret, aad=_aad(c.id, "attributes")),
+        c.updated_at,
+        c.version,
+    )
+    if created:
+        await tx.execute(
+            "INSERT INTO subjects (region, email_index, phone_index, identities_enc, attributes,"
+            " attributes_enc, updated_at, version, id, external_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            *values,
+            c.id,
+            c.external_id,
+            c.created_at,
+        )
+    else:
+        await tx.execute(
+            "UPDATE subjects SET region = ?, email_index = ?, phone_index = ?, identities_enc = ?,"
+            " attributes = ?, attributes_enc = ?, updated_at = ?, version = ? WHERE id = ?",
+            *values,
+            c.id,
+        )
+
+
+def _decode(row: Row, dek: bytes) -> Customer:
+    sid = UUID(str(row["id"]))
+    identities = (
+        decrypt_json(dek, row["identities_enc"], aad=_aad(sid, "identities"))
+        if row["identities_enc"]
+        else {}
+    )
+    secret = (
+        decrypt_json(dek, row["attributes_enc"], aad=_aad(sid, "attributes"))
+        if row["attributes_enc"]
+        else {}
+    )
+    plain = json.loads(row["attributes"] or "{}")
+    return Customer(
+        id=sid,
+        external_id=row["external_id"],
+        region=row["region"],
+        identities=identities,
+        attributes={**plain, **secret},
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=row["version"],
+    )
+
+
+# -- reads: each one is audited in the same transaction ---------------------------------------
+
+
+async def resolve(core: Core, external_id: str) -> tuple[UUID, str]:
+    """The internal id and region for an external id, or NotFound."""
+    check_external_id(external_id)
+    row = await core.db.fetchrow(
+        "SELECT id, region FROM subjects WHERE external_id = ?", external_id
+    )
+    if row is None:
+        raise NotFound(f"no customer with external_id '{external_id}'")
+    return UUID(str(row["id"])), row["region"]
+
+
+async def get(
+    core: Core, external_id: str, actor: Principal, reason: str | None = None
+) -> Customer:
+    check_external_id(external_id)
+
+    async def job(tx: WriteTx) -> Customer:
+        row = await tx.fetchrow("SELECT * FROM subjects WHERE external_id = ?", external_id)
+        if row is None:
+            raise NotFound(f"no customer with external_id '{external_id}'")
+        customer = await _read(core, tx, row, actor, reason)
+        return customer
+
+    return await core.writer.submit(job)
+
+
+async def _read(
+    core: Core, tx: WriteTx, row: Row, actor: Principal, reason: str | None
+) -> Customer:
+    sid = UUID(str(row["id"]))
+    dek = await core.keys.get(str(sid))
+    if dek is None:
+        raise NotFound("this customer's data key is gone (erased)")
+    customer = _decode(row, dek)
+    fields = sorted([*(f"identity.{k}" for k in customer.identities), *customer.attributes])
+    tx.audit(
+        actor.actor,
+        "customer.read",
+        f"subject:{sid}",
+        fields=fields,
+        **({"reason": reason} if reason else {}),
+    )
+    return customer
+
+
+async def find_by_identity(core: Core, kind: str, value: str, actor: Principal) -> Customer:
+    if kind not in core.policy.identities:
+        raise Invalid(f"unknown identity '{kind}'", field=kind)
+    try:
+        digest = blind_index(core.secrets.index_key, kind, value)
+    except ValueError as exc:
+        raise Invalid(f"{kind} is not valid: {exc}", field=kind) from None
+    column = "email_index" if kind == "email" else "phone_index"
+
+    async def job(tx: WriteTx) -> Customer:
+        row = await tx.fetchrow(f"SELECT * FROM subjects WHERE {column} = ?", digest)
+        if row is None:
+            raise NotFound(f"no customer with this {kind}")
+        return await _read(core, tx, row, actor, f"lookup by {kind}")
+
+    return await core.writer.submit(job)
+
+
+async def list_ids(core: Core, *, cursor: str | None, limit: int) -> Page[Row]:
+    """External ids and regions only (no personal data), oldest first."""
+    check_limit(limit)
+    after = decode_cursor(cursor, 1)
+    rows = await core.db.fetch(
+        "SELECT id, external_id, region, created_at, updated_at FROM subjects"
+        " WHERE external_id > ? ORDER BY external_id LIMIT ?",
+        after[0] if after else "",
+        limit + 1,
+    )
+    return page_of(rows, limit, lambda r: (r["external_id"],))
