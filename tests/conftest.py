@@ -14,6 +14,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import httpx
+
+from consentry.api.app import create_app
+from consentry.services.access import bootstrap_admin_key
+from consentry.services.core import Core, close_core, open_core
+from consentry.settings import Settings
 
 POSTGRES_URL = os.environ.get(
     "CONSENTRY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -43,3 +49,39 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema}_keys CASCADE")
         await conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, rate_limit_per_minute=0,
+        log_json=True,
+    )
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    """A running core (policy, both stores, writer) on a fresh database."""
+    opened = await open_core(settings)
+    try:
+        yield opened
+    finally:
+        await close_core(opened)
+
+
+@pytest.fixture
+async def admin_key(core: Core) -> str:
+    key = await bootstrap_admin_key(core)
+    assert key is not None
+    return key
+
+
+@pytest.fixture
+async def client(core: Core, settings: Settings, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app in this event loop, authenticated with the bootstrap admin key."""
+    app = create_app(settings, core=core)
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                 headers=headers) as test_client:
+        yield test_client

@@ -65,13 +65,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        owned = core is None
-        app.state.core = core or await open_core(settings, clock=clock)
+        app.state.core = await open_core(settings, clock=clock)
         try:
             yield
         finally:
-            if owned:
-                await close_core(app.state.core)
+            await close_core(app.state.core)
 
     middleware: list[Any] = [request_id_middleware]
     if settings.rate_limit_per_minute > 0:
@@ -99,7 +97,8 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
-        lifespan=[lifespan],
+        lifespan=[] if core is not None else [lifespan],
+        state=State({"core": core}) if core is not None else None,
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         debug=False,

@@ -216,7 +216,7 @@ async def _record_one(
     )
     if needs_confirmation:
         decision = Decision.PENDING
-    rec = _ledger_record(core, spec, d, decision, source, evidence, actor, tx.now)
+    rec = _ledger_record(core, spec, d, decision, source, evidence, actor, tx.stamp())
     await append(tx, subject_id, rec)
     confirmation = None
     if needs_confirmation:
@@ -354,7 +354,7 @@ async def _apply_gpc(
             Source.GPC,
             evidence,
             actor,
-            tx.now,
+            tx.stamp(),
         )
         await append(tx, subject_id, rec)
         records.append(rec)
@@ -387,7 +387,7 @@ async def confirm(core: Core, token: str) -> LedgerRecord:
             Source.DOUBLE_OPT_IN,
             {},
             actor,
-            tx.now,
+            tx.stamp(),
         )
         await append(tx, subject_id, rec)
         await tx.execute(

@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -30,9 +30,11 @@ log = structlog.get_logger("consentry.writer")
 class WriteTx:
     """What a job sees: raw SQL on the batch transaction, the time, and an audit buffer."""
 
-    def __init__(self, tx: Transaction, now: datetime) -> None:
+    def __init__(self, tx: Transaction, clock: Clock, last: datetime | None) -> None:
         self._tx = tx
-        self.now = now
+        self._clock = clock
+        self._last = last
+        self.now = self.stamp()
         self.postgres = tx.postgres
         self.drafts: list[AuditDraft] = []
         self._savepoint: str | None = None
@@ -63,8 +65,16 @@ class WriteTx:
     def audit(self, actor: str, action: str, target: str, **details: Any) -> None:
         self.drafts.append(AuditDraft(actor, action, target, details))
 
-    async def _begin_job(self, now: datetime) -> None:
-        self.now = now
+    def stamp(self) -> datetime:
+        """A time strictly after every other this writer handed out: orders ledger rows."""
+        now = self._clock()
+        if self._last is not None and now <= self._last:
+            now = self._last + timedelta(microseconds=1)
+        self._last = now
+        return now
+
+    async def _begin_job(self) -> None:
+        self.now = self.stamp()
         self.drafts = []
         self._savepoint = None
 
@@ -109,6 +119,7 @@ class Writer:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending[Any] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._last_stamp: datetime | None = None
         self.batches = 0
         self.jobs = 0
 
@@ -170,10 +181,10 @@ class Writer:
         )
         if head is None:
             raise RuntimeError("audit_head is missing: run `consentry migrate`")
-        wtx = WriteTx(tx, self._clock())
+        wtx = WriteTx(tx, self._clock, self._last_stamp)
         drafts: list[AuditDraft] = []
         for item in batch:
-            await wtx._begin_job(self._clock())
+            await wtx._begin_job()
             try:
                 item.result = await _run_job(wtx, item)
             except Exception as exc:
@@ -182,6 +193,7 @@ class Writer:
                 continue
             await wtx._end_job(ok=True)
             drafts.extend(wtx.drafts)
+        self._last_stamp = wtx.stamp()
         if drafts:
             entries = chain(
                 drafts,
