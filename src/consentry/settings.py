@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
 
@@ -53,7 +54,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if env is None else env
         base = cls()
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for name, kind in _ENV_FIELDS.items():
             raw = env.get("CONSENTRY_" + name.upper())
             if raw is not None:
@@ -79,7 +80,7 @@ def _names(raw: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in raw.split(",") if n.strip())
 
 
-_ENV_FIELDS: dict[str, type | object] = {
+_ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "data_dir": Path,
     "database_url": str,
     "keystore_url": str,

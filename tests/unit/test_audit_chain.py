@@ -255,8 +255,10 @@ def _mutated(draw: st.DrawFn) -> tuple[list[AuditEntry], int]:
             got[pos] = _mutate(e, field)
         return got, pos + 1
     if kind == "insert":
-        pos = draw(st.integers(0, n))
-        got.insert(pos, got[draw(st.integers(0, n - 1))])
+        # a copy of another entry (a copy of the entry already at pos would be that entry)
+        source = draw(st.integers(0, n - 1))
+        pos = draw(st.integers(0, n).filter(lambda p: p != source))
+        got.insert(pos, got[source])
         return got, pos + 1
     if kind == "delete":
         pos = draw(st.integers(0, n - 2))  # dropping the last one needs the head (see above)

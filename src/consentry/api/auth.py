@@ -21,7 +21,7 @@ SECURITY_COMPONENTS = Components(
         ),
     }
 )
-SECURITY = [{"bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _bearer(request: Request[Any, Any, Any]) -> str:

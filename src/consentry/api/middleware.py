@@ -14,11 +14,11 @@ log = structlog.get_logger("consentry.access")
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
             await app(scope, receive, send)
             return
         request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 
@@ -28,7 +28,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+                message["headers"] = headers
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -38,7 +38,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             route: Any = scope.get("path_template", "(unrouted)")
             log.info(
                 "request",
-                method=scope["method"],
+                method=scope["method"],  # type: ignore[typeddict-item]
                 route=route,
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 2),

@@ -48,7 +48,7 @@ class _SQLiteEngine(SQLiteEngine):
             self._reader = await self.get_connection()
         return self._reader
 
-    async def _run_in_new_connection(  # type: ignore[override]
+    async def _run_in_new_connection(
         self,
         query: str,
         args: list[Any] | None = None,
@@ -84,9 +84,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_postgres = url.startswith(("postgres://", "postgresql://"))
-        self.engine: Engine = self._make_engine(url)
+        self.engine: Engine[Any] = self._make_engine(url)
 
-    def _make_engine(self, url: str) -> Engine:
+    def _make_engine(self, url: str) -> Engine[Any]:
         if self.is_postgres:
             dsn, server_settings = _split_postgres_url(url)
             server_settings.setdefault("synchronous_commit", "on")
@@ -137,12 +137,13 @@ class Database:
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         if isinstance(self.engine, PostgresEngine):
+            assert self.engine.pool is not None, "Database.start() opens the pool"
             async with self.engine.pool.acquire() as conn:
                 records = await conn.fetch(_to_dollar(sql), *args)
             return [dict(r) for r in records]
         conn = await self.engine.reader()  # type: ignore[attr-defined]
         async with conn.execute(sql, args) as cursor:
-            return list(await cursor.fetchall())  # type: ignore[arg-type]
+            return list(await cursor.fetchall())
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)

@@ -21,7 +21,7 @@ from typing import Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiosqlite
-import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
+import asyncpg
 
 from consentry.clock import Clock, system_clock
 from consentry.crypto.envelope import KEY_BYTES, new_data_key, unwrap_key, wrap_key
