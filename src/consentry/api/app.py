@@ -16,6 +16,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 import consentry
 from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, provide_principal
 from consentry.api.middleware import request_id_middleware
+from consentry.api.openapi_responses import document_errors
 from consentry.api.problems import EXCEPTION_HANDLERS
 from consentry.api.routes.access import ApiKeyController
 from consentry.api.routes.consents import ConfirmationController, ConsentController
@@ -79,7 +80,7 @@ def create_app(
                 exclude=["/health", "/schema"],
             ).middleware
         )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             PurposeController,
@@ -103,3 +104,5 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )
+    document_errors(app)
+    return app

@@ -23,7 +23,7 @@ from consentry.domain.policy import Policy, Purpose
 from consentry.services.core import Core
 from consentry.services.customers import resolve
 from consentry.services.errors import Gone, Invalid, NotFound
-from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
+from consentry.services.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.services.preferences import document_to_preferences
 from consentry.services.principals import Principal
 from consentry.storage.database import Row
@@ -450,11 +450,17 @@ def to_record(row: Row) -> LedgerRecord:
 
 
 async def history(
-    core: Core, subject_id: UUID, *, purpose: str | None, cursor: str | None, limit: int
+    core: Core,
+    subject_id: UUID,
+    *,
+    purpose: str | None,
+    cursor: str | None,
+    limit: int,
+    actor: Principal | None = None,
 ) -> Page[LedgerRecord]:
-    """The ledger for one customer, oldest first."""
+    """The ledger for one customer, oldest first; a read by staff is audited."""
     check_limit(limit)
-    after = decode_cursor(cursor, 2)
+    after = decode_time_cursor(cursor)
     sql = "SELECT * FROM consent_records WHERE subject_id = ?"
     args: list[Any] = [subject_id]
     if purpose:
@@ -462,13 +468,28 @@ async def history(
         args.append(purpose)
     if after:
         sql += " AND (recorded_at > ? OR (recorded_at = ? AND id > ?))"
-        at = datetime.fromisoformat(after[0])
-        args += [at, at, UUID(after[1])]
-    rows = await core.db.fetch(sql + " ORDER BY recorded_at, id LIMIT ?", *args, limit + 1)
-    page = page_of(
-        [to_record(r) for r in rows], limit, lambda r: (r.recorded_at.isoformat(), str(r.id))
-    )
-    return page
+        args += [after[0], after[0], after[1]]
+    sql += " ORDER BY recorded_at, id LIMIT ?"
+
+    def page(rows: list[Row]) -> Page[LedgerRecord]:
+        records = [to_record(r) for r in rows]
+        return page_of(records, limit, lambda r: time_key(r.recorded_at, r.id))
+
+    if actor is None or actor.kind != "key":
+        return page(await core.db.fetch(sql, *args, limit + 1))
+
+    async def job(tx: WriteTx) -> Page[LedgerRecord]:
+        result = page(await tx.fetch(sql, *args, limit + 1))
+        tx.audit(
+            actor.actor,
+            "consents.history.read",
+            f"subject:{subject_id}",
+            count=len(result.items),
+            **({"purpose": purpose} if purpose else {}),
+        )
+        return result
+
+    return await core.writer.submit(job)
 
 
 # -- the check (hot path: one query) -------------------------------------------------------------

@@ -14,7 +14,7 @@ from uuid import UUID
 from consentry.services.core import Core
 from consentry.services.customers import check_external_id
 from consentry.services.errors import Invalid, NotFound
-from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
+from consentry.services.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.services.principals import Principal
 from consentry.storage.writer import WriteTx
 
@@ -130,7 +130,7 @@ async def read(
 ) -> Page[StoredEvent]:
     """Newest first; reading a customer's events is audited."""
     check_limit(limit)
-    after = decode_cursor(cursor, 2)
+    after = decode_time_cursor(cursor)
     sql = "SELECT * FROM events WHERE subject_id = ?"
     args: list[Any] = [subject_id]
     for clause, value in (
@@ -142,9 +142,8 @@ async def read(
             sql += f" AND {clause}"
             args.append(value)
     if after:
-        at = datetime.fromisoformat(after[0])
         sql += " AND (occurred_at < ? OR (occurred_at = ? AND id < ?))"
-        args += [at, at, UUID(after[1])]
+        args += [after[0], after[0], after[1]]
     sql += " ORDER BY occurred_at DESC, id DESC LIMIT ?"
 
     async def job(tx: WriteTx) -> Page[StoredEvent]:
@@ -160,6 +159,6 @@ async def read(
             for r in rows
         ]
         tx.audit(actor.actor, "events.read", f"subject:{subject_id}", count=min(len(items), limit))
-        return page_of(items, limit, lambda e: (e.occurred_at.isoformat(), str(e.id)))
+        return page_of(items, limit, lambda e: time_key(e.occurred_at, e.id))
 
     return await core.writer.submit(job)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 from consentry.services.errors import Invalid
 
 T = TypeVar("T")
 MAX_LIMIT = 500
+_BAD_CURSOR = "cursor is not one this service issued; start again without it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,21 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
             "cursor is not one this service issued; start again without it", field="cursor"
         )
     return values
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    """A cursor of (time, id), as lists sorted by time then id use."""
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(values[0])), UUID(str(values[1]))
+    except ValueError:
+        raise Invalid(_BAD_CURSOR, field="cursor") from None
+
+
+def time_key(at: datetime, item_id: UUID) -> tuple[str, str]:
+    return at.isoformat(), str(item_id)
 
 
 def check_limit(limit: int) -> int:

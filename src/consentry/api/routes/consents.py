@@ -93,7 +93,9 @@ class ConsentController(Controller):
     ) -> s.HistoryPage:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
-        page = await consents.history(core, subject_id, purpose=purpose, cursor=cursor, limit=limit)
+        page = await consents.history(
+            core, subject_id, purpose=purpose, cursor=cursor, limit=limit, actor=principal
+        )
         return s.HistoryPage([convert.record(r) for r in page.items], page.next_cursor)
 
     @get(

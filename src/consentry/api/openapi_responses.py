@@ -1,0 +1,97 @@
+"""Document the API's errors in OpenAPI: every /v1 operation lists the problem+json answers it
+can give, and public operations say so with `security: []`.
+
+Litestar documents validation errors as its own application/json shape (status 400); the app
+answers problem+json instead (see problems.py), so those are replaced here. `document_errors(app)`
+runs once in `create_app`, before the schema is first built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Operation
+from litestar.routes import HTTPRoute
+
+from consentry.api.problems import MEDIA_TYPE
+from consentry.api.schemas import Problem
+
+_DESCRIPTIONS = {
+    400: "The request is malformed, e.g. the body is not valid JSON",
+    401: "No credential, or an unknown, revoked or expired one",
+    403: "The credential lacks the scope this needs",
+    404: "No such resource",
+    409: "Conflicts with what is stored",
+    410: "No longer valid",
+    413: "The request body is too large",
+    422: "A field or parameter is not valid; `field` names it",
+    429: "Too many requests; retry after the time in Retry-After",
+    500: "Unexpected error; nothing was recorded",
+}
+# Answers specific to one operation, beyond what its shape implies.
+_EXTRA: dict[tuple[str, str], set[int]] = {
+    ("PUT", "/v1/customers/{external_id}"): {409},
+    ("POST", "/v1/customers/search"): {404},
+    ("POST", "/v1/confirmations"): {404, 410},
+}
+_NOT_PARAMETERS = {"self", "request", "socket", "state", "scope", "headers", "cookies", "query"}
+
+
+@dataclass
+class PublicOperation(Operation):
+    """An operation that needs no credential: `security: []` overrides the global requirement."""
+
+    def __post_init__(self) -> None:
+        self.security = []
+
+
+def is_public(handler: HTTPRouteHandler) -> bool:
+    """Declared `security=[]` and no layer adds a requirement: no credential is needed."""
+    return handler.security is not None and not handler.resolve_security()
+
+
+def error_statuses(method: str, path: str, handler: HTTPRouteHandler) -> set[int]:
+    """The problem+json statuses an operation can answer."""
+    statuses = {429, 500}
+    inputs = set(handler.parsed_fn_signature.parameters) - _NOT_PARAMETERS
+    inputs -= set(handler.resolve_dependencies())
+    if inputs:
+        statuses |= {400, 422}
+    if "data" in inputs:
+        statuses.add(413)
+    if not is_public(handler):
+        statuses |= {401, 403}
+    if "{" in path or path.startswith("/v1/me/"):
+        statuses.add(404)
+    return statuses | _EXTRA.get((method, path), set())
+
+
+def _spec(status: int) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=Problem,
+        description=_DESCRIPTIONS[status],
+        media_type=MEDIA_TYPE,
+        generate_examples=False,
+    )
+
+
+def document_errors(app: Litestar) -> None:
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not handler.resolve_include_in_schema():
+                continue
+            if is_public(handler):
+                handler.operation_class = PublicOperation
+            if not route.path_format.startswith("/v1/"):
+                continue
+            statuses: set[int] = set()
+            for method in handler.http_methods:
+                statuses |= error_statuses(method, route.path_format, handler)
+            documented: dict[int, Any] = {s: _spec(s) for s in sorted(statuses)}
+            handler.responses = {**documented, **(handler.responses or {})}
