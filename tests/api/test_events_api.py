@@ -157,3 +157,26 @@ async def test_filters_and_newest_first_paging(client: Client, customers: list[s
 
     r = await client.get("/v1/customers/c-1/events", params={"cursor": "bm9wZQ"})
     assert r.status_code == 422
+
+
+async def test_paging_through_events_at_the_same_instant(
+    client: Client, customers: list[str]
+) -> None:
+    """Events sharing one occurred_at still page without loss or repeats (ties broken by id)."""
+    batch = [{"external_id": "c-1", "name": "tick", "occurred_at": at(0)} for _ in range(5)]
+    r = await client.post("/v1/events", json={"events": batch})
+    assert r.status_code == 201, r.text
+    ids = r.json()["ids"]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        r = await client.get("/v1/customers/c-1/events", params=params)
+        seen += [e["id"] for e in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 5
+    assert sorted(seen) == sorted(ids)

@@ -15,6 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import consentry
 from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, provide_principal
+from consentry.api.deps import CoreDep
 from consentry.api.middleware import request_id_middleware
 from consentry.api.openapi_responses import document_errors
 from consentry.api.problems import EXCEPTION_HANDLERS
@@ -31,12 +32,12 @@ from consentry.settings import Settings
 
 
 def provide_core(state: State) -> Core:
-    core: Core = state.core
+    core: CoreDep = state.core
     return core
 
 
 @get("/health", tags=["service"], summary="Liveness and the policy in force", security=[])
-async def health(core: Core) -> dict[str, Any]:
+async def health(core: CoreDep) -> dict[str, Any]:
     return {
         "status": "ok",
         "version": consentry.__version__,
@@ -60,7 +61,7 @@ def openapi_config() -> OpenAPIConfig:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock = system_clock, core: Core | None = None
+    settings: Settings, *, clock: Clock = system_clock, core: CoreDep | None = None
 ) -> Litestar:
     """Build the app; it opens the core at startup unless one is given (tests, benchmarks)."""
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
+from consentry.api.deps import CoreDep, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import access
-from consentry.services.core import Core
-from consentry.services.principals import Principal, Scope
+from consentry.services.principals import Scope
 
 Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
@@ -29,7 +29,11 @@ class ApiKeyController(Controller):
         description="The key is shown once; only its hash is stored.",
     )
     async def create(
-        self, request: Request[Any, Any, Any], core: Core, principal: Principal, data: s.ApiKeyIn
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        data: JSONBody[s.ApiKeyIn],
     ) -> Response[s.NewApiKeyOut]:
         require(principal, Scope.ADMIN)
         return await respond(
@@ -41,7 +45,7 @@ class ApiKeyController(Controller):
 
     @get("/", summary="List API keys")
     async def list_keys(
-        self, core: Core, principal: Principal, cursor: Cursor = None, limit: Limit = 50
+        self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
     ) -> s.ApiKeyPage:
         require(principal, Scope.ADMIN)
         page = await access.list_keys(core, cursor=cursor, limit=limit)
@@ -49,7 +53,11 @@ class ApiKeyController(Controller):
 
     @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
     async def revoke(
-        self, request: Request[Any, Any, Any], core: Core, principal: Principal, key_id: str
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        key_id: FromPath[str],
     ) -> Response[s.ApiKeyOut]:
         require(principal, Scope.ADMIN)
         return await respond(

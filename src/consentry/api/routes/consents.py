@@ -5,23 +5,23 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
+from consentry.api.deps import CoreDep, PrincipalDep
 from consentry.api.writes import respond
 from consentry.domain.consent import Decision, Source
 from consentry.services import consents, customers
-from consentry.services.core import Core
-from consentry.services.principals import READ_SCOPES, Principal, Scope
+from consentry.services.principals import READ_SCOPES, Scope
 
 Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
 GpcHeader = Annotated[
     str | None,
-    Parameter(
-        header="Sec-GPC",
+    HeaderParameter(
+        name="Sec-GPC",
         required=False,
         description="Global Privacy Control: '1' opts out of sale/share where the"
         " customer's region honours it",
@@ -29,7 +29,7 @@ GpcHeader = Annotated[
 ]
 
 
-def to_request(data: s.ConsentRequest, gpc: str | None) -> consents.RecordRequest:
+def to_request(data: JSONBody[s.ConsentRequest], gpc: str | None) -> consents.RecordRequest:
     evidence = data.evidence or s.Evidence()
     return consents.RecordRequest(
         decisions=[
@@ -58,10 +58,10 @@ class ConsentController(Controller):
     async def record(
         self,
         request: Request[Any, Any, Any],
-        core: Core,
-        principal: Principal,
-        external_id: str,
-        data: s.ConsentRequest,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
+        data: JSONBody[s.ConsentRequest],
         sec_gpc: GpcHeader = None,
     ) -> Response[s.Recorded]:
         require(principal, Scope.BACKEND_WRITE)
@@ -74,7 +74,9 @@ class ConsentController(Controller):
         )
 
     @get("/consents", summary="Current consent state")
-    async def state(self, core: Core, principal: Principal, external_id: str) -> s.ConsentStateList:
+    async def state(
+        self, core: CoreDep, principal: PrincipalDep, external_id: FromPath[str]
+    ) -> s.ConsentStateList:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
         return s.ConsentStateList(
@@ -84,10 +86,10 @@ class ConsentController(Controller):
     @get("/consents/history", summary="The consent ledger, oldest first")
     async def history(
         self,
-        core: Core,
-        principal: Principal,
-        external_id: str,
-        purpose: str | None = None,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
+        purpose: FromQuery[str | None] = None,
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> s.HistoryPage:
@@ -106,9 +108,9 @@ class ConsentController(Controller):
     )
     async def check(
         self,
-        core: Core,
-        principal: Principal,
-        external_id: str,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
         purpose: Annotated[str, Parameter(min_length=1, max_length=100)],
         channel: Annotated[str | None, Parameter(max_length=50)] = None,
         topic: Annotated[str | None, Parameter(max_length=100)] = None,
@@ -130,5 +132,5 @@ class ConfirmationController(Controller):
         " use, expiring.",
         status_code=201,
     )
-    async def confirm(self, core: Core, data: s.ConfirmIn) -> s.LedgerRecordOut:
+    async def confirm(self, core: CoreDep, data: JSONBody[s.ConfirmIn]) -> s.LedgerRecordOut:
         return convert.record(await consents.confirm(core, data.token))

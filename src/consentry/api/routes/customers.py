@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
+from consentry.api.deps import CoreDep, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import access, customers
-from consentry.services.core import Core
 from consentry.services.errors import Invalid
-from consentry.services.principals import READ_SCOPES, Principal, Scope
+from consentry.services.principals import READ_SCOPES, Scope
 
 Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
@@ -33,10 +33,10 @@ class CustomerController(Controller):
     async def upsert(
         self,
         request: Request[Any, Any, Any],
-        core: Core,
-        principal: Principal,
-        external_id: str,
-        data: s.CustomerIn,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
+        data: JSONBody[s.CustomerIn],
     ) -> Response[s.CustomerOut]:
         require(principal, Scope.BACKEND_WRITE)
         cmd = customers.CustomerUpsert(
@@ -52,9 +52,9 @@ class CustomerController(Controller):
     @get("/{external_id:str}", summary="Read a customer (audited)")
     async def read(
         self,
-        core: Core,
-        principal: Principal,
-        external_id: str,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
         reason: Annotated[
             str | None,
             Parameter(max_length=200, description="why you read it; kept in the audit log"),
@@ -65,7 +65,7 @@ class CustomerController(Controller):
 
     @get("/", summary="List customers (ids and regions only)")
     async def list_customers(
-        self, core: Core, principal: Principal, cursor: Cursor = None, limit: Limit = 50
+        self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
     ) -> s.CustomerPage:
         require(principal, *READ_SCOPES)
         page = await customers.list_ids(core, cursor=cursor, limit=limit)
@@ -84,7 +84,7 @@ class CustomerController(Controller):
         description="Matching uses a keyed blind index: the identity is never stored in clear.",
     )
     async def search(
-        self, core: Core, principal: Principal, data: s.CustomerSearch
+        self, core: CoreDep, principal: PrincipalDep, data: JSONBody[s.CustomerSearch]
     ) -> s.CustomerOut:
         require(principal, *READ_SCOPES)
         given = [(k, v) for k, v in (("email", data.email), ("phone", data.phone)) if v]
@@ -102,10 +102,10 @@ class CustomerController(Controller):
     async def token(
         self,
         request: Request[Any, Any, Any],
-        core: Core,
-        principal: Principal,
-        external_id: str,
-        data: s.TokenIn | None = None,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
+        data: JSONBody[s.TokenIn | None] = None,
     ) -> Response[s.TokenOut]:
         require(principal, Scope.BACKEND_WRITE)
         subject_id, _ = await customers.resolve(core, external_id)

@@ -6,15 +6,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
+from consentry.api.deps import CoreDep, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import customers, events
-from consentry.services.core import Core
-from consentry.services.principals import READ_SCOPES, Principal, Scope
+from consentry.services.principals import READ_SCOPES, Scope
 
 Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
@@ -31,10 +31,10 @@ class EventController(Controller):
     async def one(
         self,
         request: Request[Any, Any, Any],
-        core: Core,
-        principal: Principal,
-        external_id: str,
-        data: s.EventIn,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
+        data: JSONBody[s.EventIn],
     ) -> Response[s.Ingested]:
         require(principal, Scope.BACKEND_WRITE)
         batch = [events.EventIn(external_id, data.name, data.occurred_at, dict(data.properties))]
@@ -44,7 +44,11 @@ class EventController(Controller):
 
     @post("/v1/events", summary="Record a batch of events (up to 1000, all or nothing)")
     async def batch(
-        self, request: Request[Any, Any, Any], core: Core, principal: Principal, data: s.EventBatch
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        data: JSONBody[s.EventBatch],
     ) -> Response[s.Ingested]:
         require(principal, Scope.BACKEND_WRITE)
         batch = [
@@ -58,12 +62,12 @@ class EventController(Controller):
     @get("/v1/customers/{external_id:str}/events", summary="A customer's events, newest first")
     async def read(
         self,
-        core: Core,
-        principal: Principal,
-        external_id: str,
-        name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
+        name: FromQuery[str | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> s.EventPage:

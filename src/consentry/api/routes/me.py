@@ -6,24 +6,23 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require_customer
+from consentry.api.deps import CoreDep, PrincipalDep
 from consentry.api.routes.consents import GpcHeader, to_request
 from consentry.api.routes.preferences import to_patch
 from consentry.api.writes import respond
 from consentry.services import consents, preferences
-from consentry.services.core import Core
 from consentry.services.errors import NotFound
-from consentry.services.principals import Principal
 
 Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
 
 
-async def _me(core: Core, principal: Principal) -> tuple[UUID, str]:
+async def _me(core: CoreDep, principal: PrincipalDep) -> tuple[UUID, str]:
     require_customer(principal)
     row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", UUID(principal.id))
     if row is None:
@@ -36,7 +35,7 @@ class MeController(Controller):
     tags = ["customer self-service"]
 
     @get("/consents", summary="My current consents")
-    async def state(self, core: Core, principal: Principal) -> s.ConsentStateList:
+    async def state(self, core: CoreDep, principal: PrincipalDep) -> s.ConsentStateList:
         subject_id, _ = await _me(core, principal)
         return s.ConsentStateList(
             [convert.state(x) for x in await consents.current_state(core, subject_id)]
@@ -46,9 +45,9 @@ class MeController(Controller):
     async def record(
         self,
         request: Request[Any, Any, Any],
-        core: Core,
-        principal: Principal,
-        data: s.ConsentRequest,
+        core: CoreDep,
+        principal: PrincipalDep,
+        data: JSONBody[s.ConsentRequest],
         sec_gpc: GpcHeader = None,
     ) -> Response[s.Recorded]:
         subject_id, region = await _me(core, principal)
@@ -63,9 +62,9 @@ class MeController(Controller):
     @get("/consents/history", summary="My consent history")
     async def history(
         self,
-        core: Core,
-        principal: Principal,
-        purpose: str | None = None,
+        core: CoreDep,
+        principal: PrincipalDep,
+        purpose: FromQuery[str | None] = None,
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> s.HistoryPage:
@@ -74,7 +73,7 @@ class MeController(Controller):
         return s.HistoryPage([convert.record(r) for r in page.items], page.next_cursor)
 
     @get("/preferences", summary="My preferences")
-    async def read_preferences(self, core: Core, principal: Principal) -> s.PreferencesOut:
+    async def read_preferences(self, core: CoreDep, principal: PrincipalDep) -> s.PreferencesOut:
         subject_id, _ = await _me(core, principal)
         return convert.preferences(await preferences.read(core, subject_id))
 
@@ -82,9 +81,9 @@ class MeController(Controller):
     async def change_preferences(
         self,
         request: Request[Any, Any, Any],
-        core: Core,
-        principal: Principal,
-        data: s.PreferencesPatch,
+        core: CoreDep,
+        principal: PrincipalDep,
+        data: JSONBody[s.PreferencesPatch],
     ) -> Response[s.PreferencesOut]:
         subject_id, _ = await _me(core, principal)
         return await respond(

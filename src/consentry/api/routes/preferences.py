@@ -6,17 +6,18 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch
+from litestar.params import FromPath, JSONBody
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
+from consentry.api.deps import CoreDep, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import customers, preferences
-from consentry.services.core import Core
-from consentry.services.principals import READ_SCOPES, Principal, Scope
+from consentry.services.principals import READ_SCOPES, Scope
 
 
-def to_patch(data: s.PreferencesPatch) -> preferences.PreferencePatch:
+def to_patch(data: JSONBody[s.PreferencesPatch]) -> preferences.PreferencePatch:
     def kept(value: Any) -> Any:
         if value is msgspec.UNSET:
             return preferences.UNSET
@@ -36,7 +37,9 @@ class PreferenceController(Controller):
     tags = ["preferences"]
 
     @get("/", summary="Read preferences")
-    async def read(self, core: Core, principal: Principal, external_id: str) -> s.PreferencesOut:
+    async def read(
+        self, core: CoreDep, principal: PrincipalDep, external_id: FromPath[str]
+    ) -> s.PreferencesOut:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
         return convert.preferences(await preferences.read(core, subject_id))
@@ -51,10 +54,10 @@ class PreferenceController(Controller):
     async def change(
         self,
         request: Request[Any, Any, Any],
-        core: Core,
-        principal: Principal,
-        external_id: str,
-        data: s.PreferencesPatch,
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: FromPath[str],
+        data: JSONBody[s.PreferencesPatch],
     ) -> Response[s.PreferencesOut]:
         require(principal, Scope.BACKEND_WRITE)
         subject_id, _ = await customers.resolve(core, external_id)

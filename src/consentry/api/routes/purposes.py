@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
-from consentry.services.core import Core
+from consentry.api.deps import CoreDep
 from consentry.services.errors import Invalid, NotFound
 
 Language = Annotated[str, Parameter(max_length=10, description="en or ja (see the policy)")]
 
 
-def _language(core: Core, language: str) -> str:
+def _language(core: CoreDep, language: str) -> str:
     if language not in core.policy.languages:
         raise Invalid(
             f"language must be one of {', '.join(core.policy.languages)}", field="language"
@@ -28,13 +28,15 @@ class PurposeController(Controller):
     tags = ["purposes"]
 
     @get("/", summary="Purposes with their current notice", security=[])
-    async def list_purposes(self, core: Core, language: Language = "en") -> s.PurposeList:
+    async def list_purposes(self, core: CoreDep, language: Language = "en") -> s.PurposeList:
         lang = _language(core, language)
         items = [convert.purpose(core.policy, p, lang) for p in core.policy.purposes.values()]
         return s.PurposeList(core.policy.version, lang, items)
 
     @get("/{name:str}", summary="One purpose with its current notice", security=[])
-    async def one(self, core: Core, name: str, language: Language = "en") -> s.PurposeOut:
+    async def one(
+        self, core: CoreDep, name: FromPath[str], language: Language = "en"
+    ) -> s.PurposeOut:
         purpose = core.policy.purposes.get(name)
         if purpose is None:
             raise NotFound(f"no purpose '{name}' in the policy")

@@ -1,0 +1,231 @@
+"""Consentry benchmarks: the figures of DESIGN.md §11 that the service can show today.
+
+    python bench/run.py [--backend sqlite|postgres|both] [--duration 10] [--runs 3] [--quick]
+
+For each backend and run: a fresh `consentry serve` pinned to CPU 0 (fresh data dir or fresh
+PostgreSQL schema, dropped afterwards), seeded with customers, then loaded by wrk pinned to CPU 1.
+Then in-process gate decisions/s and the machine's raw durable commit rates. Prints a table of
+medians with the targets and writes bench/results/latest.json. Only 127.0.0.1 is contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from _micro import gate_decisions_per_s, postgres_commits_per_s, sqlite_commits_per_s
+from _report import medians, table, write_json
+from _service import (
+    PG_URL,
+    Service,
+    drop_backend,
+    memory_mib,
+    new_backend,
+    pin,
+    postgres_problem,
+    running_service,
+    seed_customers,
+)
+from _wrk import Load, run_wrk, wrk_missing
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+SERVER_CPU, LOAD_CPU = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    backends: tuple[str, ...]
+    duration: float
+    runs: int
+    customers: int
+    warmup: float
+    commit_seconds: float
+    gate_seconds: float
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--customers", type=int, default=1_000, help="customers seeded")
+    parser.add_argument("--quick", action="store_true", help="1 run of 3 s, 200 customers")
+    args = parser.parse_args(argv)
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    if args.quick:
+        return Options(backends, 3.0, 1, 200, 1.0, 1.0, 0.5)
+    return Options(
+        backends, args.duration, max(1, args.runs), args.customers, 2.0, 2.0, 1.0
+    )
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _load(service: Service, script: str, connections: int, seconds: float, n: int) -> Load:
+    return run_wrk(
+        service.base_url,
+        script,
+        key=service.key,
+        connections=connections,
+        seconds=seconds,
+        customers=n,
+        cpu=LOAD_CPU,
+    )
+
+
+def _figures(prefix: str, load: Load) -> dict[str, float]:
+    return {
+        f"{prefix}_rps": load.rps,
+        f"{prefix}_p50_ms": load.p50_ms,
+        f"{prefix}_p99_ms": load.p99_ms,
+    }
+
+
+def measure_service(service: Service, opts: Options) -> dict[str, Any]:
+    """Seed, warm up, then writes c=16, checks c=1 and c=16, then memory."""
+    n = opts.customers
+    seed_rps = seed_customers(service, n)
+    _load(service, "check.lua", 16, opts.warmup, n)
+    write = _load(service, "consent_write.lua", 16, opts.duration, n)
+    check1 = _load(service, "check.lua", 1, opts.duration, n)
+    check16 = _load(service, "check.lua", 16, opts.duration, n)
+    memory = memory_mib(service.pid)
+    return {
+        **_figures("write", write),
+        **_figures("check1", check1),
+        **_figures("check16", check16),
+        "write_non_2xx": write.non_2xx + write.socket_errors,
+        "check_non_2xx": check1.non_2xx + check16.non_2xx + check1.socket_errors
+        + check16.socket_errors,
+        "rss_mib": memory["rss"],
+        "hwm_mib": memory["hwm"],
+        "startup_s": service.startup_s,
+        "seed_rps": seed_rps,
+        "statuses": {"write": write.statuses, "check1": check1.statuses, "check16": check16.statuses},
+    }
+
+
+def http_run(backend_name: str, opts: Options) -> dict[str, Any]:
+    backend = new_backend(backend_name)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="consentry-bench-") as folder,
+            running_service(backend, Path(folder), cpu=SERVER_CPU) as service,
+        ):
+            return measure_service(service, opts)
+    finally:
+        drop_backend(backend)
+
+
+def http_figures(opts: Options) -> dict[str, list[dict[str, Any]]]:
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name in opts.backends:
+        results[name] = []
+        for i in range(opts.runs):
+            log(f"{name}: run {i + 1}/{opts.runs} (about {3 * opts.duration + 10:.0f} s)")
+            run = http_run(name, opts)
+            log(
+                f"{name}: writes {run['write_rps']:,.0f}/s p99 {run['write_p99_ms']:.1f} ms;"
+                f" checks c=16 {run['check16_rps']:,.0f}/s p99 {run['check16_p99_ms']:.1f} ms"
+            )
+            results[name].append(run)
+    return results
+
+
+def local_figures(opts: Options, postgres: bool) -> list[dict[str, float]]:
+    runs: list[dict[str, float]] = []
+    for i in range(opts.runs):
+        log(f"in process: run {i + 1}/{opts.runs}")
+        run = {
+            "gate_per_s": gate_decisions_per_s(opts.gate_seconds),
+            "sqlite_commits_per_s": sqlite_commits_per_s(opts.commit_seconds),
+        }
+        if postgres:
+            run["pg_commits_per_s"], _ = postgres_commits_per_s(PG_URL, opts.commit_seconds)
+        runs.append(run)
+    return runs
+
+
+def _tool_version(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return "missing"
+    return (done.stdout or done.stderr).splitlines()[0].strip() if done.stdout + done.stderr else ""
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def metadata(opts: Options, pg_settings: dict[str, str]) -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "options": asdict(opts),
+        "machine": {
+            "cores": os.cpu_count(),
+            "cpu": _cpu_model(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "wrk": _tool_version(["wrk", "--version"]),
+            "pinning": "taskset" if pin(LOAD_CPU) else "none",
+            "postgres_durability": pg_settings,
+        },
+    }
+
+
+def _usable_backends(opts: Options) -> Options:
+    if "postgres" not in opts.backends:
+        return opts
+    problem = postgres_problem()
+    if not problem:
+        return opts
+    log(f"PostgreSQL at {PG_URL} is not reachable ({problem}): skipping the postgres backend")
+    kept = tuple(b for b in opts.backends if b != "postgres")
+    return Options(kept, *list(asdict(opts).values())[1:])
+
+
+def _pin_self() -> None:
+    """The orchestrator (seeding client, in-process figures) stays off the server's core."""
+    if (os.cpu_count() or 1) > LOAD_CPU:
+        os.sched_setaffinity(0, {LOAD_CPU})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = _usable_backends(parse_args(argv))
+    _pin_self()
+    missing = wrk_missing()
+    if missing:
+        log(f"{missing}. Skipping the HTTP figures; the in-process figures follow.")
+    http = {} if missing else http_figures(opts)
+    postgres = "postgres" in opts.backends
+    local = local_figures(opts, postgres)
+    pg_settings = postgres_commits_per_s(PG_URL, 0.01)[1] if postgres else {}
+    write_json(RESULTS, metadata(opts, pg_settings), http, local)
+    http_medians = {
+        name: medians([{k: v for k, v in r.items() if isinstance(v, int | float)} for r in runs])
+        for name, runs in http.items()
+    }
+    print(table(http_medians, medians(local)))
+    print(f"\nresults: {RESULTS}")
+    return 2 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Fixtures for the API contract tests: the OpenAPI document, seeded data, and a live server.
+
+The live server is uvicorn serving the app in the test's own event loop (the writer task lives
+there); blocking clients such as schemathesis must run in a worker thread (`asyncio.to_thread`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from consentry.api.app import create_app
+from consentry.cli import openapi_document
+from consentry.services.core import Core
+from consentry.settings import Settings
+
+SEED_CUSTOMER = "c-1"
+
+
+@pytest.fixture(scope="session")
+def openapi_spec() -> dict[str, Any]:
+    """The OpenAPI document the app generates (no database needed)."""
+    spec: dict[str, Any] = json.loads(openapi_document())
+    return spec
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What `seeded` put in the database, for requests that must hit existing data."""
+
+    external_id: str
+    customer_token: str
+    confirmation_token: str
+    spare_key_id: str
+    admin_key: str
+
+
+@pytest.fixture
+async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
+    """Customer c-1 with consents, a pending double opt-in, preferences and events; a customer
+    token for c-1; a spare API key that may be revoked."""
+    r = await client.put(f"/v1/customers/{SEED_CUSTOMER}", json={
+        "region": "EU", "identities": {"email": "c1@example.com"}, "attributes": {"plan": "pro"},
+    })
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/v1/customers/{SEED_CUSTOMER}/consents", json={"decisions": [
+        {"purpose": "analytics", "decision": "granted"},
+        {"purpose": "marketing_email", "decision": "granted", "channel": "email"},
+    ]})
+    assert r.status_code == 201, r.text
+    confirmations = r.json()["confirmations"]
+    assert confirmations, r.text
+    r = await client.patch(f"/v1/customers/{SEED_CUSTOMER}/preferences", json={
+        "channels": {"sms": False}, "topics": {"newsletter": True}, "language": "en",
+    })
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/customers/{SEED_CUSTOMER}/events",
+                          json={"name": "signed_up", "properties": {"plan": "pro"}})
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/v1/customers/{SEED_CUSTOMER}/token", json={"ttl_seconds": 3600})
+    assert r.status_code == 201, r.text
+    customer_token = r.json()["token"]
+    r = await client.post("/v1/api-keys", json={"name": "spare", "scopes": ["backend:read"]})
+    assert r.status_code == 201, r.text
+    return Seed(
+        external_id=SEED_CUSTOMER,
+        customer_token=customer_token,
+        confirmation_token=confirmations[0]["token"],
+        spare_key_id=r.json()["api_key"]["id"],
+        admin_key=admin_key,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside a test: leave pytest's signal handlers alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@pytest.fixture
+async def live_server(core: Core, settings: Settings) -> AsyncIterator[str]:
+    """The app served over real HTTP on a free 127.0.0.1 port, in this event loop; yields the
+    base URL."""
+    app = create_app(settings, core=core)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=5)
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), timeout=10)
+        if not task.done():
+            server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        sock.close()

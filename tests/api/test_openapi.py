@@ -1,0 +1,119 @@
+"""The OpenAPI document: committed and current, errors documented, authentication declared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from consentry.cli import openapi_document
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "openapi" / "openapi.json"
+PROBLEM = "application/problem+json"
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+# Operations anyone may call, without a credential.
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/v1/purposes"),
+    ("GET", "/v1/purposes/{name}"),
+    ("POST", "/v1/confirmations"),
+}
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if method in METHODS
+    ]
+
+
+def test_committed_document_is_current() -> None:
+    stale = "openapi/openapi.json is stale: run `consentry openapi` and commit the result"
+    assert COMMITTED.exists(), "openapi/openapi.json is missing: run `consentry openapi`"
+    assert COMMITTED.read_text() == openapi_document(), stale
+
+
+def test_document_covers_the_api(openapi_spec: dict[str, Any]) -> None:
+    ops = operations(openapi_spec)
+    assert len(ops) >= 25, [f"{m} {p}" for m, p, _ in ops]
+    assert all(op.get("operationId") for _, _, op in ops)
+
+
+def test_every_v1_operation_documents_problem_errors(openapi_spec: dict[str, Any]) -> None:
+    missing = []
+    for method, path, op in operations(openapi_spec):
+        if not path.startswith("/v1/"):
+            continue
+        errors = {s: r for s, r in op["responses"].items() if s[0] in "45"}
+        if not any(PROBLEM in (r.get("content") or {}) for r in errors.values()):
+            missing.append(f"{method} {path}")
+    assert not missing, f"no application/problem+json error response: {missing}"
+
+
+def test_error_responses_are_only_problem_json(openapi_spec: dict[str, Any]) -> None:
+    """Every error the API answers is problem+json: no other media type is documented for one,
+    and each refers to the Problem schema."""
+    wrong = []
+    for method, path, op in operations(openapi_spec):
+        for status, response in op["responses"].items():
+            if status[0] not in "45":
+                continue
+            content = response.get("content") or {}
+            schema = content.get(PROBLEM, {}).get("schema", {})
+            if set(content) != {PROBLEM} or schema.get("$ref") != "#/components/schemas/Problem":
+                wrong.append(f"{method} {path} {status}: {sorted(content)}")
+    assert not wrong, wrong
+    problem = openapi_spec["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail"} <= set(problem["required"])
+
+
+def test_operations_require_bearer_except_public_ones(openapi_spec: dict[str, Any]) -> None:
+    scheme = openapi_spec["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    default = openapi_spec.get("security", [])
+    unprotected, undeclared_public = [], []
+    for method, path, op in operations(openapi_spec):
+        effective = op.get("security", default)
+        if (method, path) in PUBLIC:
+            if effective != []:
+                undeclared_public.append(f"{method} {path}: {effective}")
+        elif not effective or any("bearer" not in requirement for requirement in effective):
+            unprotected.append(f"{method} {path}: {effective}")
+    assert not unprotected, f"operations that do not require the bearer scheme: {unprotected}"
+    assert not undeclared_public, f"public operations must declare `security: []`: {undeclared_public}"
+    documented = {(m, p) for m, p, _ in operations(openapi_spec)}
+    assert PUBLIC <= documented, PUBLIC - documented
+
+
+def test_protected_operations_document_401_and_403(openapi_spec: dict[str, Any]) -> None:
+    missing = [
+        f"{method} {path}"
+        for method, path, op in operations(openapi_spec)
+        if (method, path) not in PUBLIC and not {"401", "403"} <= set(op["responses"])
+    ]
+    assert not missing, missing
+
+
+async def test_protected_operations_answer_401_without_credential(
+    client: httpx.AsyncClient, openapi_spec: dict[str, Any]
+) -> None:
+    """What the document declares holds: no credential, no access (before any validation)."""
+    wrong = []
+    for method, path, _ in operations(openapi_spec):
+        if (method, path) in PUBLIC:
+            continue
+        url = path.replace("{external_id}", "c-1").replace("{key_id}", "k-1")
+        body = {} if method in {"POST", "PUT", "PATCH"} else None
+        # Required query parameters are validated before the credential (a 422 comes first).
+        params = {"purpose": "analytics"} if path.endswith("/check") else None
+        r = await client.request(method, url, json=body, params=params,
+                                 headers={"Authorization": ""})
+        if r.status_code != 401 or r.headers.get("content-type") != PROBLEM:
+            wrong.append(f"{method} {path}: {r.status_code} {r.headers.get('content-type')}")
+        elif r.headers.get("www-authenticate") != "Bearer":
+            wrong.append(f"{method} {path}: no WWW-Authenticate: Bearer")
+    assert not wrong, wrong
