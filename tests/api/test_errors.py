@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -21,10 +22,8 @@ def assert_problem(r: httpx.Response, status: int) -> dict[str, Any]:
     assert r.headers["content-type"].split(";")[0].strip() == "application/problem+json"
     body: dict[str, Any] = r.json()
     assert body["status"] == status
-    assert isinstance(body["type"], str) and body["type"]
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body.get("request_id") == r.headers.get("x-request-id")
+    for name in ("type", "title", "detail"):
+        assert isinstance(body[name], str) and body[name], name
     return body
 
 
@@ -35,4 +34,132 @@ async def customer(client: Client) -> str:
     return "c-1"
 
 
-@asynccontextmanager_fixture := None  # placeholder removed below
+@asynccontextmanager
+async def app_client(settings: Settings, core: Core, key: str) -> AsyncIterator[Client]:
+    app = create_app(settings, core=core)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {key}"},
+    ) as client:
+        yield client
+
+
+async def test_missing_or_garbage_auth_is_401(client: Client, customer: str) -> None:
+    """No credential, a non-bearer scheme, a malformed or unknown key: 401 with WWW-Authenticate."""
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer ck_garbage"},
+        {"Authorization": "Bearer ck_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+        {"Authorization": "Bearer eyJ.junk"},
+    ):
+        r = await client.get("/v1/customers/c-1", headers=headers)
+        body = assert_problem(r, 401)
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert body["title"] == "Unauthorized"
+        assert body["instance"] == "/v1/customers/c-1"
+    r = await client.get("/v1/customers/c-1", headers={"Authorization": ""})
+    assert "Bearer" in r.json()["detail"]
+
+
+async def test_forbidden_is_403(client: Client, customer: str) -> None:
+    """A read-only key writing gets a 403 problem."""
+    r = await client.post("/v1/api-keys", json={"name": "r", "scopes": ["backend:read"]})
+    key = r.json()["key"]
+    r = await client.put(
+        "/v1/customers/c-1", json={"region": "US"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert_problem(r, 403)
+
+
+async def test_not_found_is_404(client: Client) -> None:
+    """An unknown route and an unknown customer are both 404 problems."""
+    body = assert_problem(await client.get("/v1/nothing-here"), 404)
+    assert body["instance"] == "/v1/nothing-here"
+    body = assert_problem(await client.get("/v1/customers/ghost"), 404)
+    assert "ghost" in body["detail"]
+    assert_problem(await client.get("/v1/customers/ghost/check", params={"purpose": "x"}), 404)
+
+
+async def test_wrong_method_is_405(client: Client) -> None:
+    """A method the route does not take is a 405 problem."""
+    assert_problem(await client.delete("/v1/purposes"), 405)
+    assert_problem(await client.patch("/v1/customers/c-1/consents", json={}), 405)
+
+
+async def test_body_too_large_is_413(settings: Settings, core: Core, admin_key: str) -> None:
+    """A body larger than max_body_bytes is a 413 problem and nothing is stored."""
+    small = dataclasses.replace(settings, max_body_bytes=512)
+    async with app_client(small, core, admin_key) as client:
+        r = await client.put("/v1/customers/c-1", json={"attributes": {"plan": "x" * 100}})
+        assert r.status_code == 201, r.text
+        r = await client.put("/v1/customers/c-2", json={"attributes": {"plan": "x" * 2000}})
+        assert_problem(r, 413)
+        assert_problem(await client.get("/v1/customers/c-2"), 404)
+
+
+async def test_invalid_body_is_422_naming_the_field(client: Client, customer: str) -> None:
+    """A wrong type, value or unknown field is a 422 whose field says where."""
+    url = "/v1/customers/c-1/consents"
+    r = await client.post(url, json={"decisions": [{"purpose": "analytics", "decision": 1}]})
+    body = assert_problem(r, 422)
+    assert body["field"] == "decisions[0].decision"
+    r = await client.post(url, json={"decisions": [{"purpose": "analytics", "decision": "maybe"}]})
+    assert assert_problem(r, 422)["field"] == "decisions[0].decision"
+    r = await client.post(url, json={"decisions": [{"purpose": "analytics"}]})
+    body = assert_problem(r, 422)
+    assert "decision" in body["detail"]
+    r = await client.post(url, json={"decisions": [], "surprise": True})
+    assert "surprise" in assert_problem(r, 422)["detail"]
+    r = await client.put("/v1/customers/c-1", json={"region": 7})
+    assert assert_problem(r, 422)["field"] == "region"
+    r = await client.get("/v1/customers", params={"limit": 0})
+    assert_problem(r, 422)
+    r = await client.get("/v1/customers/c-1/consents/history")
+    assert r.json()["items"] == []
+
+
+async def test_bad_external_id_is_422(client: Client) -> None:
+    """An external id outside the allowed alphabet is a 422 on field external_id."""
+    r = await client.put("/v1/customers/-bad", json={})
+    assert assert_problem(r, 422)["field"] == "external_id"
+
+
+async def test_malformed_json_is_400(client: Client, customer: str) -> None:
+    """A body that is not JSON is a 400 problem and nothing is recorded."""
+    r = await client.post(
+        "/v1/customers/c-1/consents",
+        content=b'{"decisions": [',
+        headers={"Content-Type": "application/json"},
+    )
+    body = assert_problem(r, 400)
+    assert "JSON" in body["detail"]
+    r = await client.put(
+        "/v1/customers/c-2", content=b"not json", headers={"Content-Type": "application/json"}
+    )
+    assert_problem(r, 400)
+    assert_problem(await client.get("/v1/customers/c-2"), 404)
+
+
+async def test_problem_carries_request_id(client: Client) -> None:
+    """The problem's request_id is the X-Request-Id header of the same response."""
+    r = await client.get("/v1/customers/ghost")
+    body = assert_problem(r, 404)
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert len(body["request_id"]) == 32
+
+
+async def test_rate_limit_is_429(settings: Settings, core: Core, admin_key: str) -> None:
+    """With a limit of 3 a minute the 4th request is a 429 problem with Retry-After."""
+    limited = dataclasses.replace(settings, rate_limit_per_minute=3)
+    async with app_client(limited, core, admin_key) as client:
+        for _ in range(3):
+            assert (await client.get("/v1/purposes")).status_code == 200
+        r = await client.get("/v1/purposes")
+        assert_problem(r, 429)
+        retry_after = r.headers.get("retry-after")
+        assert retry_after is not None and int(retry_after) > 0
+        # health stays reachable for probes
+        assert (await client.get("/health")).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -145,8 +146,6 @@ async def authenticate_key(core: Core, presented: str) -> Principal:
         )
         cache[key_id] = entry
     _, digest, scopes, revoked = entry
-    import hmac
-
     if revoked or not hmac.compare_digest(digest, hash_api_key_secret(secret)):
         raise Unauthorized("unknown or revoked API key")
     return Principal("key", key_id, scopes)

@@ -129,7 +129,15 @@ async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Cus
         )
         return merged, current is None
 
-    return await core.writer.submit(job)
+    try:
+        customer, created = await core.writer.submit(job)
+    except BaseException:
+        if found is None:  # the key made for a customer that was not written
+            await core.keys.destroy(str(subject_id))
+        raise
+    if found is None and customer.id != subject_id:  # another request created it first
+        await core.keys.destroy(str(subject_id))
+    return customer, created
 
 
 def _merge(
@@ -140,12 +148,8 @@ def _merge(
     identities: dict[str, str | None],
     now: datetime,
 ) -> Customer:
-    ids = dict(current.identities) if current else {}
-    attrs = dict(current.attributes) if current else {}
-    for kind, value in identities.items():
-        ids.pop(kind, None) if value is None else ids.__setitem__(kind, value)
-    for name, value in cmd.attributes.items():
-        attrs.pop(name, None) if value is None else attrs.__setitem__(name, value)
+    ids = _merged(current.identities if current else {}, identities)
+    attrs = _merged(current.attributes if current else {}, cmd.attributes)
     region = cmd.region or (current.region if current else core.policy.default_region)
     return Customer(
         id=sid,
@@ -157,6 +161,12 @@ def _merge(
         updated_at=now,
         version=current.version + 1 if current else 1,
     )
+
+
+def _merged(stored: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Changes win; a None value removes the key."""
+    out = {**stored, **changes}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 async def _check_unique_email(core: Core, tx: WriteTx, customer: Customer) -> None:

@@ -1,0 +1,224 @@
+"""Schemathesis over every operation of the app's OpenAPI document, on both engines.
+
+The app runs in a real uvicorn server inside the test's event loop (the core's single writer task
+lives there); schemathesis is synchronous, so it runs in a worker thread and calls the server
+over HTTP. Each operation gets hand-written valid requests (which must succeed) and then
+generated ones, positive and negative, with the path parameters often pointed at seeded data.
+Every response is checked with CHECKS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.api.conftest import Seed
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+MAX_EXAMPLES = {
+    GenerationMode.POSITIVE: int(os.environ.get("CONSENTRY_FUZZ_EXAMPLES", "40")),
+    GenerationMode.NEGATIVE: int(os.environ.get("CONSENTRY_FUZZ_NEGATIVE_EXAMPLES", "20")),
+}
+MIN_OPERATIONS = 26
+
+
+def explicit_examples(seed: Seed) -> dict[str, list[dict[str, Any]]]:
+    """Valid requests per operation: each must answer 2xx (and pass the checks)."""
+    c1 = {"external_id": seed.external_id}
+    return {
+        "GET /health": [{}],
+        "GET /v1/purposes": [{}, {"query": {"language": "ja"}}],
+        "GET /v1/purposes/{name}": [{"path_parameters": {"name": "marketing_email"}}],
+        "POST /v1/confirmations": [{"body": {"token": seed.confirmation_token}}],
+        "GET /v1/api-keys": [{"query": {"limit": 1}}],
+        "POST /v1/api-keys": [{"body": {"name": "ci", "scopes": ["backend:read", "backend:write"]}}],
+        "DELETE /v1/api-keys/{key_id}": [{"path_parameters": {"key_id": seed.spare_key_id}}],
+        "GET /v1/customers": [{"query": {"limit": 1}}, {}],
+        "POST /v1/customers/search": [{"body": {"email": "c1@example.com", "reason": "support"}}],
+        "GET /v1/customers/{external_id}": [{"path_parameters": c1, "query": {"reason": "ci"}}],
+        "PUT /v1/customers/{external_id}": [
+            {"path_parameters": {"external_id": "c-2"},
+             "body": {"region": "US-CA", "identities": {"phone": "+14155550100"}}},
+            {"path_parameters": c1,
+             "body": {"attributes": {"plan": None, "monthly_spend": 12.5, "vip": True}}},
+        ],
+        "GET /v1/customers/{external_id}/check": [
+            {"path_parameters": c1, "query": {"purpose": "analytics"}},
+            {"path_parameters": c1,
+             "query": {"purpose": "marketing_email", "channel": "email", "topic": "newsletter"}},
+            {"path_parameters": c1, "query": {"purpose": "no-such-purpose"}},
+        ],
+        "GET /v1/customers/{external_id}/consents": [{"path_parameters": c1}],
+        "POST /v1/customers/{external_id}/consents": [
+            {"path_parameters": c1, "body": {
+                "decisions": [{"purpose": "personalization", "decision": "granted"},
+                              {"purpose": "analytics", "decision": "withdrawn"}],
+                "source": "preference_center",
+                "evidence": {"ip": "203.0.113.9", "user_agent": "ci", "url": "https://x.test"}}},
+            {"path_parameters": {"external_id": "c-2"}, "headers": {"Sec-GPC": "1"}, "body": {}},
+        ],
+        "GET /v1/customers/{external_id}/consents/history": [
+            {"path_parameters": c1, "query": {"limit": 1}},
+            {"path_parameters": c1, "query": {"purpose": "analytics"}},
+        ],
+        "GET /v1/customers/{external_id}/events": [
+            {"path_parameters": c1},
+            {"path_parameters": c1, "query": {"name": "signed_up", "limit": 1,
+                                              "since": "2000-01-01T00:00:00Z"}},
+        ],
+        "POST /v1/customers/{external_id}/events": [
+            {"path_parameters": c1, "body": {"name": "viewed", "properties": {"page": "/x"},
+                                             "occurred_at": "2024-05-01T12:00:00Z"}},
+        ],
+        "POST /v1/events": [
+            {"body": {"events": [{"external_id": seed.external_id, "name": "a"},
+                                 {"external_id": "c-2", "name": "b", "properties": {"n": 1}}]}},
+        ],
+        "GET /v1/customers/{external_id}/preferences": [{"path_parameters": c1}],
+        "PATCH /v1/customers/{external_id}/preferences": [
+            {"path_parameters": c1, "body": {
+                "quiet_hours": {"start": "22:00", "end": "07:00", "timezone": "Europe/Paris"},
+                "frequency_cap_per_week": 3, "channels": {"sms": True}}},
+            {"path_parameters": c1, "body": {"quiet_hours": None, "language": None}},
+        ],
+        "POST /v1/customers/{external_id}/token": [
+            {"path_parameters": c1, "body": {"ttl_seconds": 600}},
+            {"path_parameters": c1},
+        ],
+        "GET /v1/me/consents": [{}],
+        "POST /v1/me/consents": [
+            {"body": {"decisions": [{"purpose": "product_updates", "decision": "granted"}]}},
+        ],
+        "GET /v1/me/consents/history": [{"query": {"limit": 2}}],
+        "GET /v1/me/preferences": [{}],
+        "PATCH /v1/me/preferences": [{"body": {"topics": {"tips": False}, "language": "ja"}}],
+    }
+
+
+@dataclass
+class Run:
+    base_url: str
+    seed: Seed
+    session: requests.Session = field(default_factory=requests.Session)
+    calls: Counter[str] = field(default_factory=Counter)
+    statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    failures: list[str] = field(default_factory=list)
+
+    def credential(self, path: str) -> str:
+        # /v1/me is for customers: an admin key would only ever get 403 there.
+        token = self.seed.customer_token if path.startswith("/v1/me/") else self.seed.admin_key
+        return f"Bearer {token}"
+
+    def call_and_check(self, case: schemathesis.Case) -> int:
+        headers = {"Authorization": self.credential(case.operation.path)}
+        response = case.call(base_url=self.base_url, session=self.session, headers=headers,
+                             timeout=30)
+        label = case.operation.label
+        self.calls[label] += 1
+        self.statuses[label][response.status_code] += 1
+        case.validate_response(response, checks=CHECKS, headers=headers)
+        return response.status_code
+
+    def seed_path(self, case: schemathesis.Case) -> None:
+        """Point the path at seeded data: generated ids almost never exist."""
+        known = {"external_id": self.seed.external_id, "name": "analytics",
+                 "key_id": self.seed.spare_key_id}
+        for name in list(case.path_parameters or {}):
+            if name in known:
+                case.path_parameters[name] = known[name]
+
+    def explicit(self, operation: Any, examples: list[dict[str, Any]]) -> None:
+        for example in examples:
+            case = operation.Case(**example)
+            try:
+                status = self.call_and_check(case)
+            except Exception as exc:  # a failed check: report it with the rest
+                self.failures.append(f"{operation.label} (explicit {example}):\n{exc}")
+                continue
+            if not 200 <= status < 300:
+                self.failures.append(f"{operation.label} (explicit {example}): answered {status}")
+
+    def generated(self, operation: Any, mode: GenerationMode) -> None:
+        @settings(
+            max_examples=MAX_EXAMPLES[mode],
+            deadline=None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            print_blob=True,
+        )
+        @given(case=operation.as_strategy(generation_mode=mode), use_seed=st.booleans())
+        def fuzz(case: schemathesis.Case, use_seed: bool) -> None:
+            if use_seed:
+                self.seed_path(case)
+            self.call_and_check(case)
+
+        try:
+            fuzz()
+        except Exception as exc:
+            self.failures.append(f"{operation.label} ({mode.value}):\n{exc}")
+
+
+def run_schemathesis(base_url: str, seed: Seed) -> Run:
+    """Blocking: load the served document and test every operation in it."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/schema/openapi.json", timeout=30)
+    run = Run(base_url, seed)
+    examples = explicit_examples(seed)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    # Operations with hand-written examples first, so the seeded confirmation token and spare
+    # key are still valid when their examples run.
+    for operation in operations:
+        run.explicit(operation, examples.get(operation.label, []))
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            run.generated(operation, mode)
+    run.session.close()
+    unknown = set(examples) - {op.label for op in operations}
+    if unknown:
+        run.failures.append(f"examples for operations not in the document: {sorted(unknown)}")
+    missing = {op.label for op in operations} - set(examples)
+    if missing:
+        run.failures.append(f"operations without a hand-written valid example: {sorted(missing)}")
+    return run
+
+
+async def test_schemathesis_every_operation(live_server: str, seeded: Seed) -> None:
+    started = time.monotonic()
+    run = await asyncio.to_thread(run_schemathesis, live_server, seeded)
+    elapsed = time.monotonic() - started
+    summary = "\n".join(
+        f"  {label}: {run.calls[label]} calls, statuses {dict(sorted(run.statuses[label].items()))}"
+        for label in sorted(run.calls)
+    )
+    print(f"schemathesis: {sum(run.calls.values())} calls in {elapsed:.1f}s\n{summary}")
+    assert not run.failures, "\n\n".join(run.failures)
+    # Not vacuous: every documented operation was called, many times, and answered 2xx at least
+    # once with the credential (so the run did not stop at authentication).
+    assert len(run.calls) >= MIN_OPERATIONS, sorted(run.calls)
+    few = {label: n for label, n in run.calls.items() if n < 10}
+    assert not few, f"operations called fewer than 10 times: {few}"
+    assert sum(run.calls.values()) >= MIN_OPERATIONS * 20
+    never_ok = [label for label, counts in run.statuses.items()
+                if not any(200 <= status < 300 for status in counts)]
+    assert not never_ok, f"operations that never answered 2xx: {never_ok}"
