@@ -37,7 +37,7 @@ def _state(policy: Policy, purpose: str, channel: str, decision: Decision) -> Co
 
 
 def decision_cases(policy: Policy) -> list[dict[str, Any]]:
-    """A mix of the paths a gate takes: granted, opt-in default, withdrawn per channel, other bases."""
+    """The paths a gate takes: granted, opt-in default, withdrawn on a channel, other bases."""
     states = {
         ("analytics", ""): _state(policy, "analytics", "", Decision.GRANTED),
         ("marketing_email", "email"): _state(

@@ -18,6 +18,7 @@ class Figure:
     target: float | None = None
     higher_is_better: bool = True
     reference: bool = False  # a raw machine limit from DESIGN.md, not a target
+    derived: bool = False  # a budget that follows from a target (one core / target rate)
     digits: int = 0
 
 
@@ -33,6 +34,13 @@ HTTP_FIGURES = (
     Figure("check16_p50_ms", "  check c=16 p50", "ms", digits=1),
     Figure("check16_p99_ms", "  check c=16 p99", "ms", 10, higher_is_better=False, digits=1),
     Figure("check_non_2xx", "  check non-2xx (both)", "count"),
+    Figure("write_server_cores", "server CPU during writes", "cores", digits=2),
+    Figure("check16_server_cores", "server CPU during checks c=16", "cores", digits=2),
+    Figure("write_cpu_us_per_req", "server CPU per write", "µs", 500, False, derived=True),
+    Figure("check16_cpu_us_per_req", "server CPU per check", "µs", 125, False, derived=True),
+    Figure("write_other_cores", "other CPU during writes (PG, jobs)", "cores", digits=2),
+    Figure("check16_other_cores", "other CPU during checks c=16", "cores", digits=2),
+    Figure("busy_before_cores", "machine busy before the run", "cores", digits=2),
     Figure("rss_mib", "RSS after load", "MiB", 80, higher_is_better=False, digits=1),
     Figure("hwm_mib", "  peak RSS (VmHWM)", "MiB", digits=1),
     Figure("startup_s", "spawn to first 200 on /health", "s", 2, higher_is_better=False, digits=2),
@@ -42,6 +50,7 @@ LOCAL_FIGURES = (
     Figure("gate_per_s", "gate decisions/s in process", "1/s", 200_000),
     Figure("sqlite_commits_per_s", "raw SQLite WAL FULL commits/s", "1/s", 6_000, reference=True),
     Figure("pg_commits_per_s", "raw PostgreSQL commits/s, 1 conn", "1/s", 3_000, reference=True),
+    Figure("busy_before_cores", "machine busy before the run", "cores", digits=2),
 )
 
 
@@ -61,7 +70,7 @@ def _target_text(figure: Figure) -> str:
     if figure.target is None:
         return ""
     sign = "~" if figure.reference else ("≥" if figure.higher_is_better else "≤")
-    return f"{sign} {figure.target:,.{figure.digits}f}"
+    return f"{sign} {figure.target:,.{figure.digits}f}{'*' if figure.derived else ''}"
 
 
 def _verdict(figure: Figure, value: float) -> str:
@@ -93,7 +102,9 @@ def table(http: Mapping[str, Mapping[str, float]], local: Mapping[str, float]) -
         "",
         "x target: figure/target for 'higher is better', target/figure for 'lower is better'"
         " (>= 1.00 meets). Write targets are stated for SQLite; '~' marks a raw machine"
-        " reference from DESIGN.md §11, not a target.",
+        " reference from DESIGN.md §11, not a target. * CPU budget that follows from a target on"
+        " one core (1 s / 2,000 writes, 1 s / 8,000 checks): CPU per request is what the"
+        " service costs even when other jobs share the machine.",
     ]
     return "\n".join(lines)
 

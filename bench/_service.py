@@ -48,11 +48,12 @@ def customer_id(index: int) -> str:
     return f"bench-{index:06d}"
 
 
-def pin(cpu: int) -> list[str]:
-    """`taskset -c CPU` when there is taskset and more than one core; else no pinning."""
+def pin(cpu: int, nice: int = 0) -> list[str]:
+    """`taskset -c CPU` when there is taskset and more than one core; `nice -n N` if asked."""
+    prefix = ["nice", "-n", str(nice)] if nice else []
     if shutil.which("taskset") and (os.cpu_count() or 1) > cpu:
-        return ["taskset", "-c", str(cpu)]
-    return []
+        prefix += ["taskset", "-c", str(cpu)]
+    return prefix
 
 
 def free_port() -> int:
@@ -133,12 +134,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_service(backend: Backend, workdir: Path, cpu: int = 0) -> Iterator[Service]:
+def running_service(
+    backend: Backend, workdir: Path, cpu: int = 0, nice: int = 0
+) -> Iterator[Service]:
     """A fresh `consentry serve` pinned to `cpu`; always stopped on exit."""
     port = free_port()
     data_dir = workdir / "data"
     log = workdir / "server.log"
-    command = [*pin(cpu), _consentry_executable(), "serve", "--port", str(port)]
+    command = [*pin(cpu, nice), _consentry_executable(), "serve", "--port", str(port)]
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -215,7 +218,7 @@ async def _pg_reachable() -> str:
 
     try:
         conn = await asyncpg.connect(PG_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return f"{type(exc).__name__}: {exc}"
     await conn.close()
     return ""

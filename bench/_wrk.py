@@ -57,10 +57,11 @@ def run_wrk(
     seconds: float,
     customers: int,
     cpu: int = 1,
+    nice: int = 0,
 ) -> Load:
     """One closed-loop wrk run (1 thread, `connections` connections) pinned to `cpu`."""
     command = [
-        *pin(cpu),
+        *pin(cpu, nice),
         "wrk",
         "-t1",
         f"-c{connections}",

@@ -35,8 +35,9 @@ async def new_key(client: Client, *scopes: str, name: str = "k") -> str:
 
 @pytest.fixture
 async def customer(client: Client) -> str:
-    r = await client.put("/v1/customers/c-1", json={"region": "EU",
-                                                     "identities": {"email": "ann@example.com"}})
+    r = await client.put(
+        "/v1/customers/c-1", json={"region": "EU", "identities": {"email": "ann@example.com"}}
+    )
     assert r.status_code == 201, r.text
     return "c-1"
 
@@ -44,8 +45,9 @@ async def customer(client: Client) -> str:
 GRANT = {"decisions": [{"purpose": "analytics", "decision": "granted"}]}
 
 
-async def status_of(client: Client, key: str, method: str, url: str,
-                    body: dict[str, Any] | None = None) -> int:
+async def status_of(
+    client: Client, key: str, method: str, url: str, body: dict[str, Any] | None = None
+) -> int:
     r = await client.request(method, url, json=body, headers=bearer(key))
     if r.status_code >= 400:
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -180,8 +182,10 @@ async def test_customer_token_reaches_only_me(client: Client, customer: str) -> 
     assert r.json()["items"] == []
     r = await client.post(
         "/v1/me/consents",
-        json={"decisions": [{"purpose": "analytics", "decision": "granted"}],
-              "source": "preference_center"},
+        json={
+            "decisions": [{"purpose": "analytics", "decision": "granted"}],
+            "source": "preference_center",
+        },
         headers=me,
     )
     assert r.status_code == 201, r.text
@@ -239,8 +243,11 @@ async def test_tampered_token_is_401(client: Client, customer: str) -> None:
 
 async def test_api_key_cannot_use_me(client: Client, customer: str) -> None:
     """/v1/me is for customers: an API key, even admin, gets 403."""
-    for method, url in [("GET", "/v1/me/consents"), ("GET", "/v1/me/preferences"),
-                        ("POST", "/v1/me/consents")]:
+    for method, url in [
+        ("GET", "/v1/me/consents"),
+        ("GET", "/v1/me/preferences"),
+        ("POST", "/v1/me/consents"),
+    ]:
         r = await client.request(method, url, json=GRANT if method == "POST" else None)
         assert r.status_code == 403, url
         assert "customer token" in r.json()["detail"]
@@ -264,9 +271,11 @@ async def frozen(settings: Settings) -> AsyncIterator[tuple[Client, FrozenClock]
         key = await bootstrap_admin_key(core)
         assert key is not None
         app = create_app(settings, core=core, clock=clock)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://testserver",
-                                     headers=bearer(key)) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            base_url="http://testserver",
+            headers=bearer(key),
+        ) as client:
             yield client, clock
     finally:
         await close_core(core)

@@ -17,15 +17,17 @@ async def customer(client: Client, external_id: str = "c-1", region: str = "EU")
     assert r.status_code in (200, 201), r.text
 
 
-async def record(client: Client, *decisions: dict[str, Any], external_id: str = "c-1",
-                 **extra: Any) -> httpx.Response:
+async def record(
+    client: Client, *decisions: dict[str, Any], external_id: str = "c-1", **extra: Any
+) -> httpx.Response:
     return await client.post(
         f"/v1/customers/{external_id}/consents", json={"decisions": list(decisions), **extra}
     )
 
 
-async def check(client: Client, purpose: str, external_id: str = "c-1",
-                **params: str) -> dict[str, Any]:
+async def check(
+    client: Client, purpose: str, external_id: str = "c-1", **params: str
+) -> dict[str, Any]:
     r = await client.get(
         f"/v1/customers/{external_id}/check", params={"purpose": purpose, **params}
     )
@@ -92,7 +94,9 @@ async def test_per_channel_decisions(client: Client) -> None:
     assert in_app["decision"] == "allow" and codes(in_app) == ["legitimate_interest"]
 
     # a channel the purpose may not use is refused when recording, and denied when asked
-    r = await record(client, {"purpose": "product_updates", "channel": "sms", "decision": "granted"})
+    r = await record(
+        client, {"purpose": "product_updates", "channel": "sms", "decision": "granted"}
+    )
     assert r.status_code == 422
     assert r.json()["field"] == "decisions[0].channel"
     sms = await check(client, "product_updates", channel="sms")
@@ -103,8 +107,12 @@ async def test_current_state_and_history_paging(client: Client) -> None:
     """State keeps the latest decision per purpose; history keeps every row, oldest first, paged."""
     await customer(client)
     for decision in ("granted", "withdrawn", "granted", "denied"):
-        assert (await record(client, {"purpose": "analytics", "decision": decision})).status_code == 201
-    assert (await record(client, {"purpose": "personalization", "decision": "granted"})).status_code == 201
+        assert (
+            await record(client, {"purpose": "analytics", "decision": decision})
+        ).status_code == 201
+    assert (
+        await record(client, {"purpose": "personalization", "decision": "granted"})
+    ).status_code == 201
 
     r = await client.get("/v1/customers/c-1/consents")
     assert r.status_code == 200, r.text
@@ -174,7 +182,9 @@ async def test_check_reasons(client: Client) -> None:
 async def test_channel_off_overrides_topic_opt_in(client: Client) -> None:
     """Topic newsletter on with email switched off: deny with channel_off, naming the topic."""
     await customer(client)
-    r = await record(client, {"purpose": "marketing_email", "channel": "email", "decision": "granted"})
+    r = await record(
+        client, {"purpose": "marketing_email", "channel": "email", "decision": "granted"}
+    )
     assert r.status_code == 201, r.text
     token = r.json()["confirmations"][0]["token"]
     assert r.json()["records"][0]["decision"] == "pending"
@@ -224,8 +234,12 @@ async def test_unknown_notice_version_is_422(client: Client) -> None:
     assert "9" in r.json()["detail"]
     r = await record(
         client,
-        {"purpose": "marketing_email", "channel": "email", "decision": "granted",
-         "notice_version": "1"},
+        {
+            "purpose": "marketing_email",
+            "channel": "email",
+            "decision": "granted",
+            "notice_version": "1",
+        },
     )
     assert r.status_code == 201
     assert r.json()["records"][0]["notice_version"] == "1"

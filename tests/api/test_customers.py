@@ -136,7 +136,7 @@ async def test_second_customer_with_same_email_conflicts(client: Client) -> None
 
 
 async def test_list_pages_with_cursor(client: Client) -> None:
-    """Seven customers page as 3 + 3 + 1 with limit=3, no duplicates, next_cursor null at the end."""
+    """Seven customers page as 3 + 3 + 1 with limit=3, no repeats, next_cursor null at the end."""
     for i in range(7):
         r = await put(client, f"cust-{i}", region="EU", identities={"email": f"u{i}@example.com"})
         assert r.status_code == 201
@@ -187,14 +187,25 @@ async def test_personal_data_is_not_stored_in_clear(client: Client, core: Core) 
         "c-1",
         region="EU",
         identities={"email": "zelda.quux@example.org", "phone": "+44 7700 900123"},
-        attributes={"first_name": "Zeldabeth", "plan": "enterprise-gold", "monthly_spend": 4321.987654},
+        attributes={
+            "first_name": "Zeldabeth",
+            "plan": "enterprise-gold",
+            "monthly_spend": 4321.987654,
+        },
     )
     assert r.status_code == 201
     rows = await core.db.fetch("SELECT * FROM subjects WHERE external_id = ?", "c-1")
     assert len(rows) == 1
     row = rows[0]
     everything = "\n".join(_as_text(v) for v in row.values())
-    for secret in ("zelda.quux", "example.org", "7700900123", "7700 900123", "Zeldabeth", "4321.987654"):
+    for secret in (
+        "zelda.quux",
+        "example.org",
+        "7700900123",
+        "7700 900123",
+        "Zeldabeth",
+        "4321.987654",
+    ):
         assert secret not in everything, f"{secret!r} is stored in clear"
     assert row["identities_enc"] is not None
     attributes = row["attributes"]

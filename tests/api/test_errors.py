@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from consentry.api.app import create_app
 from consentry.services.core import Core
@@ -38,7 +39,7 @@ async def customer(client: Client) -> str:
 async def app_client(settings: Settings, core: Core, key: str) -> AsyncIterator[Client]:
     app = create_app(settings, core=core)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
         base_url="http://testserver",
         headers={"Authorization": f"Bearer {key}"},
     ) as client:
@@ -78,6 +79,7 @@ async def test_not_found_is_404(client: Client) -> None:
     """An unknown route and an unknown customer are both 404 problems."""
     body = assert_problem(await client.get("/v1/nothing-here"), 404)
     assert body["instance"] == "/v1/nothing-here"
+    assert "/schema" in body["detail"]  # says where the API is described
     body = assert_problem(await client.get("/v1/customers/ghost"), 404)
     assert "ghost" in body["detail"]
     assert_problem(await client.get("/v1/customers/ghost/check", params={"purpose": "x"}), 404)
@@ -134,12 +136,11 @@ async def test_malformed_json_is_400(client: Client, customer: str) -> None:
         content=b'{"decisions": [',
         headers={"Content-Type": "application/json"},
     )
-    body = assert_problem(r, 400)
-    assert "JSON" in body["detail"]
+    assert_problem(r, 400)
     r = await client.put(
         "/v1/customers/c-2", content=b"not json", headers={"Content-Type": "application/json"}
     )
-    assert_problem(r, 400)
+    assert "JSON" in assert_problem(r, 400)["detail"]
     assert_problem(await client.get("/v1/customers/c-2"), 404)
 
 
@@ -157,9 +158,29 @@ async def test_rate_limit_is_429(settings: Settings, core: Core, admin_key: str)
     async with app_client(limited, core, admin_key) as client:
         for _ in range(3):
             assert (await client.get("/v1/purposes")).status_code == 200
-        r = await client.get("/v1/purposes")
-        assert_problem(r, 429)
+        with capture_logs() as logs:
+            r = await client.get("/v1/purposes")
+        body = assert_problem(r, 429)
+        assert "Retry-After" in body["detail"]
         retry_after = r.headers.get("retry-after")
-        assert retry_after is not None and int(retry_after) > 0
+        assert retry_after is not None and 0 < int(retry_after) <= 60
+        # the access log records what the client got, not a 500
+        [line] = [e for e in logs if e["event"] == "request"]
+        assert line["status"] == 429
         # health stays reachable for probes
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_405_carries_the_request_id(client: Client) -> None:
+    """A 405 on a known route carries the request id of its response."""
+    r = await client.delete("/v1/purposes")
+    body = assert_problem(r, 405)
+    assert body.get("request_id") == r.headers.get("x-request-id")
+
+
+async def test_unrouted_404_has_a_request_id(client: Client) -> None:
+    """An unknown route's 404 problem still carries a request id, like every other answer."""
+    r = await client.get("/v1/nothing-here")
+    body = assert_problem(r, 404)
+    assert r.headers.get("x-request-id")
+    assert body.get("request_id") == r.headers["x-request-id"]

@@ -47,7 +47,9 @@ async def test_one_event(client: Client, customers: list[str]) -> None:
     assert await events_of(client, "c-2") == []
 
 
-async def test_event_without_time_gets_the_receive_time(client: Client, customers: list[str]) -> None:
+async def test_event_without_time_gets_the_receive_time(
+    client: Client, customers: list[str]
+) -> None:
     """An event sent without occurred_at is stamped with the time it was received."""
     r = await client.post("/v1/customers/c-1/events", json={"name": "feature_used"})
     assert r.status_code == 201, r.text
@@ -63,8 +65,12 @@ async def test_batch(client: Client, customers: list[str]) -> None:
             "events": [
                 {"external_id": "c-1", "name": "feature_used", "occurred_at": at(1)},
                 {"external_id": "c-2", "name": "feature_used", "occurred_at": at(2)},
-                {"external_id": "c-1", "name": "upgraded", "occurred_at": at(3),
-                 "properties": {"plan": "pro"}},
+                {
+                    "external_id": "c-1",
+                    "name": "upgraded",
+                    "occurred_at": at(3),
+                    "properties": {"plan": "pro"},
+                },
             ]
         },
     )
@@ -100,8 +106,12 @@ async def test_invalid_events_name_the_field(client: Client, customers: list[str
     assert r.json()["field"] == "events[0].name"
     r = await client.post(
         "/v1/events",
-        json={"events": [{"external_id": "c-1", "name": "ok"},
-                         {"external_id": "c-1", "name": "ok", "occurred_at": "2026-01-01T10:00:00"}]},
+        json={
+            "events": [
+                {"external_id": "c-1", "name": "ok"},
+                {"external_id": "c-1", "name": "ok", "occurred_at": "2026-01-01T10:00:00"},
+            ]
+        },
     )
     assert r.status_code == 422, r.text
     assert r.json()["field"] == "events[1].occurred_at"
@@ -115,7 +125,11 @@ async def test_invalid_events_name_the_field(client: Client, customers: list[str
 async def test_filters_and_newest_first_paging(client: Client, customers: list[str]) -> None:
     """Filters by name, since (inclusive) and until (exclusive); pages newest first, no repeats."""
     batch = [
-        {"external_id": "c-1", "name": "page_view" if h % 2 else "feature_used", "occurred_at": at(h)}
+        {
+            "external_id": "c-1",
+            "name": "page_view" if h % 2 else "feature_used",
+            "occurred_at": at(h),
+        }
         for h in range(10)
     ]
     r = await client.post("/v1/events", json={"events": batch})
@@ -131,8 +145,13 @@ async def test_filters_and_newest_first_paging(client: Client, customers: list[s
     assert len(views) == 5 and {e["name"] for e in views} == {"page_view"}
 
     window = await events_of(client, "c-1", since=at(3), until=at(7))
-    hours = [int((datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) - T0)
-                 / timedelta(hours=1)) for e in window]
+    hours = [
+        int(
+            (datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) - T0)
+            / timedelta(hours=1)
+        )
+        for e in window
+    ]
     assert hours == [6, 5, 4, 3]
 
     both = await events_of(client, "c-1", name="feature_used", since=at(3))

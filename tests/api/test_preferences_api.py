@@ -89,12 +89,15 @@ async def test_null_clears(client: Client, customer: str) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"quiet_hours": {"start": "22:00", "end": "07:00", "timezone": "Mars/Olympus"}},
-         "quiet_hours.timezone"),
-        ({"quiet_hours": {"start": "25:00", "end": "07:00", "timezone": "UTC"}},
-         "quiet_hours.start"),
-        ({"quiet_hours": {"start": "22:00", "end": "7:00", "timezone": "UTC"}},
-         "quiet_hours.end"),
+        (
+            {"quiet_hours": {"start": "22:00", "end": "07:00", "timezone": "Mars/Olympus"}},
+            "quiet_hours.timezone",
+        ),
+        (
+            {"quiet_hours": {"start": "25:00", "end": "07:00", "timezone": "UTC"}},
+            "quiet_hours.start",
+        ),
+        ({"quiet_hours": {"start": "22:00", "end": "7:00", "timezone": "UTC"}}, "quiet_hours.end"),
         ({"channels": {"pigeon": True}}, "channels.pigeon"),
         ({"topics": {"horoscope": True}}, "topics.horoscope"),
         ({"language": "fr"}, "language"),

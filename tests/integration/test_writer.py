@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -60,7 +61,7 @@ async def assert_sound_chain(db: Database, expected: int) -> list[AuditEntry]:
     """seqs 1..expected, each prev_hash the hash before it, verify passes, head = last entry."""
     entries = await audit_entries(db)
     assert [e.seq for e in entries] == list(range(1, expected + 1))
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in pairwise(entries):
         assert after.prev_hash == before.hash
     assert verify(entries) is None
     head = await db.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1")

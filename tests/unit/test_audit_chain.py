@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ def test_chain_then_verify_round_trip() -> None:
     assert verify(got) is None
     assert [e.seq for e in got] == list(range(1, 13))
     assert got[0].prev_hash == GENESIS_HASH
-    for before, after in zip(got, got[1:], strict=False):
+    for before, after in pairwise(got):
         assert after.prev_hash == before.hash
     for e in got:
         assert e.hash == link_hash(e.prev_hash, e.body())

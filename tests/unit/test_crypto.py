@@ -232,9 +232,10 @@ def test_blind_index_differs_for_different_values_and_keys() -> None:
 
 
 def test_blind_index_kinds_never_collide() -> None:
-    """The same text as an email and as a phone gives different indexes."""
+    """The same text under two kinds of identity gives different indexes."""
     key = os.urandom(32)
-    assert blind_index(key, "email", "+15551234567") != blind_index(key, "phone", "+15551234567")
+    assert blind_index(key, "email", "ann@example.com") != blind_index(key, "login", "ann@example.com")
+    assert blind_index(key, "phone", "+15551234567") != blind_index(key, "account", "+15551234567")
 
 
 def test_phone_normalisation() -> None:

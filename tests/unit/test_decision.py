@@ -1,4 +1,5 @@
-"""The effective decision against the default policy: every reason code, combination, fail closed."""
+"""The effective decision against the default policy: every reason code, combinations, and
+failing closed."""
 
 from __future__ import annotations
 
@@ -178,9 +179,10 @@ def test_decision_table(case: Case) -> None:
 
 def test_the_table_covers_every_reason_code() -> None:
     """The table reaches every reason code evaluate and evaluate_capability can give."""
-    import consentry.domain.decision as decision_module
     import inspect
     import re
+
+    import consentry.domain.decision as decision_module
 
     source = inspect.getsource(decision_module)
     in_source = set(re.findall(r'Reason\(\s*"([a-z_]+)"', source))

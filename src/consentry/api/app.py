@@ -73,7 +73,7 @@ def create_app(
         finally:
             await close_core(app.state.core)
 
-    middleware: list[Any] = [request_id_middleware]
+    middleware: list[Any] = []
     if settings.rate_limit_per_minute > 0:
         middleware.append(
             RateLimitConfig(
@@ -106,4 +106,6 @@ def create_app(
         debug=False,
     )
     document_errors(app)
+    # Outermost, so unmatched routes and middleware errors get a request id and a log line too.
+    app.asgi_handler = request_id_middleware(app.asgi_handler)
     return app

@@ -34,6 +34,9 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await app(scope, receive, send_with_id)
+        except Exception as exc:  # raised by a middleware (e.g. 429): the app-level handler answers
+            status = getattr(exc, "status_code", 500)
+            raise
         finally:
             route: Any = scope.get("path_template", "(unrouted)")
             log.info(

@@ -82,13 +82,25 @@ def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> 
 
 def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     headers = dict(exc.headers or {})
-    detail = exc.detail if exc.detail and exc.detail != _TITLES.get(exc.status_code) else ""
+    if exc.status_code == 429 and "retry-after" not in {k.lower() for k in headers}:
+        reset = next((v for k, v in headers.items() if k.lower() == "ratelimit-reset"), "")
+        headers["Retry-After"] = reset if reset.isdigit() and int(reset) > 0 else "60"
+    # Litestar's default detail is the status phrase ("Too Many Requests"): use ours instead.
+    if exc.status_code == 400 and _looks_like_decoding(exc.detail):
+        return problem(request, 400, f"the body is not valid JSON: {exc.detail}")
+    generic = exc.detail.lower() == _TITLES.get(exc.status_code, "").lower() if exc.detail else True
+    detail = "" if generic else exc.detail
     return problem(
         request,
         exc.status_code,
         detail or _default_detail(exc.status_code),
         headers=headers or None,
     )
+
+
+def _looks_like_decoding(detail: str | None) -> bool:
+    text = (detail or "").lower()
+    return any(word in text for word in ("truncated", "malformed", "json", "decode"))
 
 
 def _default_detail(status: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 MIN_PHONE_DIGITS = 7
 MAX_PHONE_DIGITS = 15  # E.164
@@ -31,10 +32,15 @@ def blind_index(key: bytes, kind: str, value: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
 def _normalize_email(value: str) -> str:
     normalized = value.strip().lower()
     if not normalized:
         raise ValueError("email is empty")
+    if not _EMAIL.match(normalized):
+        raise ValueError("email must look like name@domain.tld")
     return normalized
 
 

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from consentry.audit.chain import AuditDraft, AuditEntry, chain
+from consentry.audit.chain import AuditDraft, AuditEntry, canonical_json, chain
 from consentry.clock import Clock
 from consentry.storage.database import Database, Row, Transaction
 from consentry.storage.idempotency import IdempotencyScope, KeyReused, Replayed, current_scope
@@ -60,7 +60,8 @@ class WriteTx:
         return await self._tx.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await self._tx.fetchrow(sql, *args)
+        rows = await self.fetch(sql, *args)  # same PostgreSQL guard as fetch
+        return rows[0] if rows else None
 
     def audit(self, actor: str, action: str, target: str, **details: Any) -> None:
         self.drafts.append(AuditDraft(actor, action, target, details))
@@ -187,6 +188,8 @@ class Writer:
             await wtx._begin_job()
             try:
                 item.result = await _run_job(wtx, item)
+                for draft in wtx.drafts:  # a draft that cannot be hashed fails its own job only
+                    canonical_json([draft.actor, draft.action, draft.target, draft.details])
             except Exception as exc:
                 item.error = exc
                 await wtx._end_job(ok=False)

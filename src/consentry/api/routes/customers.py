@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
 from consentry.api import convert
@@ -29,6 +30,7 @@ class CustomerController(Controller):
         summary="Create or update a customer",
         description="Attributes and identities merge into what is stored; a null value removes"
         " one. Identities and sensitive attributes are encrypted at rest. 201 when created.",
+        responses={201: ResponseSpec(s.CustomerOut, description="Created")},
     )
     async def upsert(
         self,

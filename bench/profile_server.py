@@ -1,6 +1,6 @@
 """Profile the service under one wrk workload with py-spy and print where the time goes.
 
-    python bench/profile.py [--backend sqlite|postgres] [--workload write|check] [--duration 10]
+    python bench/profile_server.py [--backend sqlite|postgres] [--workload write|check] [--duration 10]
 
 Starts a fresh service pinned to CPU 0, seeds it, runs wrk (c=16) pinned to CPU 1 and, meanwhile,
 `py-spy record` on the server (also on CPU 1). Writes the collapsed stacks to
@@ -90,7 +90,7 @@ def summarise(stacks: list[tuple[list[str], int]], top: int = 20) -> str:
     return "\n".join(lines)
 
 
-def record(pid: int, seconds: float, output: Path, native: bool) -> None:
+def record(pid: int, seconds: float, output: Path, flags: Sequence[str]) -> None:
     command = [
         *pin(1),
         _py_spy(),
@@ -105,12 +105,14 @@ def record(pid: int, seconds: float, output: Path, native: bool) -> None:
         "raw",
         "--output",
         str(output),
-        *(["--native"] if native else []),
+        *flags,
     ]
     subprocess.run(command, check=True, capture_output=True, timeout=seconds + 60)
 
 
-def profile(backend_name: str, workload: str, seconds: float, native: bool) -> tuple[Load, Path]:
+def profile(
+    backend_name: str, workload: str, seconds: float, flags: Sequence[str]
+) -> tuple[Load, Path]:
     backend = new_backend(backend_name)
     output = RESULTS / f"profile-{backend_name}-{workload}.txt"
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -130,7 +132,7 @@ def profile(backend_name: str, workload: str, seconds: float, native: bool) -> t
                 seconds=seconds + 2,
                 customers=1_000,
             )
-            record(service.pid, seconds, output, native)
+            record(service.pid, seconds, output, flags)
             return load.result(), output
     finally:
         drop_backend(backend)
@@ -142,14 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workload", choices=tuple(SCRIPTS), default="write")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--native", action="store_true", help="include C frames")
+    parser.add_argument(
+        "--gil", action="store_true", help="only samples holding the GIL: where Python CPU goes"
+    )
+    parser.add_argument("--idle", action="store_true", help="also samples of waiting threads")
     args = parser.parse_args(argv)
+    flags = [f"--{name}" for name in ("native", "gil", "idle") if getattr(args, name)]
     problem = wrk_missing() or ("" if _py_spy() else "py-spy is missing: pip install py-spy")
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    load, output = profile(args.backend, args.workload, args.duration, args.native)
+    load, output = profile(args.backend, args.workload, args.duration, flags)
+    mode = " ".join(flags) or "(on-CPU)"
     print(
-        f"{args.backend} {args.workload} c=16 under py-spy: {load.rps:,.0f} req/s,"
+        f"{args.backend} {args.workload} c=16, py-spy {mode}: {load.rps:,.0f} req/s,"
         f" p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, statuses {load.statuses}"
     )
     print(summarise(parse_collapsed(output.read_text())))
