@@ -48,6 +48,10 @@ HTTP_FIGURES = (
 )
 LOCAL_FIGURES = (
     Figure("gate_per_s", "gate decisions/s in process", "1/s", 200_000),
+    Figure("floor_rps", "framework floor: bare Litestar, c=16", "req/s", 20_000, reference=True),
+    Figure("floor_p99_ms", "  floor p99", "ms", digits=1),
+    Figure("floor_server_cores", "  floor server CPU", "cores", digits=2),
+    Figure("floor_cpu_us_per_req", "  floor server CPU per request", "µs", 50, False, True),
     Figure("sqlite_commits_per_s", "raw SQLite WAL FULL commits/s", "1/s", 6_000, reference=True),
     Figure("pg_commits_per_s", "raw PostgreSQL commits/s, 1 conn", "1/s", 3_000, reference=True),
     Figure("busy_before_cores", "machine busy before the run", "cores", digits=2),
@@ -96,15 +100,15 @@ def table(http: Mapping[str, Mapping[str, float]], local: Mapping[str, float]) -
     for backend, values in http.items():
         lines += ["", f"[{backend}] over HTTP (service on CPU 0, wrk on CPU 1)", header]
         lines += [_row(f, values.get(f.key)) for f in HTTP_FIGURES]
-    lines += ["", "[in process / machine reference]", header]
+    lines += ["", "[in process, and what this machine gives right now]", header]
     lines += [_row(f, local[f.key]) for f in LOCAL_FIGURES if f.key in local]
     lines += [
         "",
         "x target: figure/target for 'higher is better', target/figure for 'lower is better'"
         " (>= 1.00 meets). Write targets are stated for SQLite; '~' marks a raw machine"
         " reference from DESIGN.md §11, not a target. * CPU budget that follows from a target on"
-        " one core (1 s / 2,000 writes, 1 s / 8,000 checks): CPU per request is what the"
-        " service costs even when other jobs share the machine.",
+        " one core (1 s / 2,000 writes, 1 s / 8,000 checks, 1 s / 20,000 floor requests): CPU"
+        " per request is what the service costs even when other jobs share the machine.",
     ]
     return "\n".join(lines)
 

@@ -25,6 +25,7 @@ KEY_PATTERN = re.compile(r"\bck_[0-9a-f]+_[A-Za-z0-9_\-]+")
 STARTUP_DEADLINE_S = 60.0
 STOP_GRACE_S = 10.0
 REGIONS = ("EU", "US", "US-CA", "JP")
+FLOOR_APP = Path(__file__).resolve().parent / "floor_app.py"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +89,10 @@ def _environment(backend: Backend, data_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
-def _health_ok(port: int) -> bool:
+def _health_ok(port: int, path: str) -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
     try:
-        conn.request("GET", "/health")
+        conn.request("GET", path)
         return conn.getresponse().status == 200
     except OSError:
         return False
@@ -104,15 +105,17 @@ def _log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, started: float, log: Path) -> float:
-    """Seconds from spawn to the first 200 on /health."""
+def _wait_ready(
+    proc: subprocess.Popen[bytes], port: int, path: str, started: float, log: Path
+) -> float:
+    """Seconds from spawn to the first 200 on `path`."""
     while time.perf_counter() - started < STARTUP_DEADLINE_S:
         if proc.poll() is not None:
-            raise RuntimeError(f"consentry exited with {proc.returncode}:\n{_log_tail(log)}")
-        if _health_ok(port):
+            raise RuntimeError(f"the server exited with {proc.returncode}:\n{_log_tail(log)}")
+        if _health_ok(port, path):
             return time.perf_counter() - started
         time.sleep(0.005)
-    raise RuntimeError(f"consentry not ready after {STARTUP_DEADLINE_S:.0f} s:\n{_log_tail(log)}")
+    raise RuntimeError(f"server not ready after {STARTUP_DEADLINE_S:.0f} s:\n{_log_tail(log)}")
 
 
 def _admin_key(log: Path) -> str:
@@ -134,28 +137,41 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
+def _spawned(
+    command: list[str], env: dict[str, str], log: Path, port: int, ready_path: str
+) -> Iterator[tuple[int, float]]:
+    """Run `command` with output to `log`; yields (pid, seconds to first 200); always stopped."""
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    try:
+        yield proc.pid, _wait_ready(proc, port, ready_path, started, log)
+    finally:
+        _stop(proc)
+
+
+@contextmanager
 def running_service(
     backend: Backend, workdir: Path, cpu: int = 0, nice: int = 0
 ) -> Iterator[Service]:
     """A fresh `consentry serve` pinned to `cpu`; always stopped on exit."""
     port = free_port()
-    data_dir = workdir / "data"
     log = workdir / "server.log"
     command = [*pin(cpu, nice), _consentry_executable(), "serve", "--port", str(port)]
-    with log.open("wb") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            command,
-            env=_environment(backend, data_dir, port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        startup = _wait_ready(proc, port, started, log)
-        yield Service(proc.pid, f"http://127.0.0.1:{port}", _admin_key(log), startup, log)
-    finally:
-        _stop(proc)
+    env = _environment(backend, workdir / "data", port)
+    with _spawned(command, env, log, port, "/health") as (pid, startup):
+        yield Service(pid, f"http://127.0.0.1:{port}", _admin_key(log), startup, log)
+
+
+@contextmanager
+def running_floor(workdir: Path, cpu: int = 0, nice: int = 0) -> Iterator[tuple[int, str]]:
+    """The bare-framework app (bench/floor_app.py); yields its pid and URL."""
+    port = free_port()
+    command = [*pin(cpu, nice), sys.executable, str(FLOOR_APP), str(port)]
+    with _spawned(command, dict(os.environ), workdir / "floor.log", port, "/floor") as (pid, _):
+        yield pid, f"http://127.0.0.1:{port}/floor"
 
 
 def memory_mib(pid: int) -> dict[str, float]:

@@ -49,13 +49,13 @@ def _parse(stdout: str) -> Load:
 
 
 def run_wrk(
-    base_url: str,
+    url: str,
     script: str,
     *,
-    key: str,
+    key: str | None,
     connections: int,
     seconds: float,
-    customers: int,
+    customers: int = 0,
     cpu: int = 1,
     nice: int = 0,
 ) -> Load:
@@ -68,11 +68,10 @@ def run_wrk(
         f"-d{max(1, round(seconds))}s",
         "--timeout",
         "10s",
-        "-H",
-        f"Authorization: Bearer {key}",
+        *(["-H", f"Authorization: Bearer {key}"] if key else []),
         "-s",
         str(SCRIPTS / script),
-        base_url,
+        url,
         "--",
         str(customers),
     ]

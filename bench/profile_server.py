@@ -1,6 +1,7 @@
 """Profile the service under one wrk workload with py-spy and print where the time goes.
 
-    python bench/profile_server.py [--backend sqlite|postgres] [--workload write|check] [--duration 10]
+    python bench/profile_server.py [--backend sqlite|postgres] [--workload write|check]
+        [--duration 10] [--gil] [--idle] [--native]
 
 Starts a fresh service pinned to CPU 0, seeds it, runs wrk (c=16) pinned to CPU 1 and, meanwhile,
 `py-spy record` on the server (also on CPU 1). Writes the collapsed stacks to

@@ -1,11 +1,13 @@
 """Consentry benchmarks: the figures of DESIGN.md §11 that the service can show today.
 
     python bench/run.py [--backend sqlite|postgres|both] [--duration 10] [--runs 3] [--quick]
+                        [--customers 1000] [--wait-idle 10] [--nice 0]
 
 For each backend and run: a fresh `consentry serve` pinned to CPU 0 (fresh data dir or fresh
 PostgreSQL schema, dropped afterwards), seeded with customers, then loaded by wrk pinned to CPU 1.
-Then in-process gate decisions/s and the machine's raw durable commit rates. Prints a table of
-medians with the targets and writes bench/results/latest.json. Only 127.0.0.1 is contacted.
+Then the framework floor (a bare Litestar app served and loaded the same way), in-process gate
+decisions/s and the machine's raw durable commit rates. Prints a table of medians with the
+targets and writes bench/results/latest.json. Only 127.0.0.1 is contacted; every step is bounded.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from _service import (
     new_backend,
     pin,
     postgres_problem,
+    running_floor,
     running_service,
     seed_customers,
 )
@@ -65,7 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--wait-idle",
         type=float,
-        default=20.0,
+        default=10.0,
         help="before each run, wait up to this many seconds for other jobs to leave the CPUs",
     )
     parser.add_argument(
@@ -164,6 +167,35 @@ def _quiet(opts: Options) -> float:
     return busy
 
 
+def floor_run(opts: Options) -> dict[str, float]:
+    """The bare framework on this machine, served and loaded like the service (c=16)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="consentry-bench-") as folder,
+        running_floor(Path(folder), cpu=SERVER_CPU, nice=opts.nice) as (pid, url),
+    ):
+        run_wrk(url, "plain.lua", key=None, connections=16, seconds=opts.warmup, nice=opts.nice)
+        before = sample(pid)
+        load = run_wrk(
+            url, "plain.lua", key=None, connections=16, seconds=opts.duration, nice=opts.nice
+        )
+        cpu = cpu_use(before, sample(pid))
+    return {
+        "floor_rps": load.rps,
+        "floor_p99_ms": load.p99_ms,
+        "floor_server_cores": cpu["server_cores"],
+        "floor_cpu_us_per_req": 1e6 * cpu["server_cores"] / load.rps if load.rps else 0.0,
+    }
+
+
+def floor_figures(opts: Options) -> list[dict[str, float]]:
+    runs = []
+    for i in range(opts.runs):
+        _quiet(opts)
+        log(f"framework floor: run {i + 1}/{opts.runs}")
+        runs.append(floor_run(opts))
+    return runs
+
+
 def http_figures(opts: Options) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {}
     for name in opts.backends:
@@ -254,8 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         log(f"{missing}. Skipping the HTTP figures; the in-process figures follow.")
     http = {} if missing else http_figures(opts)
+    floor = [{}] * opts.runs if missing else floor_figures(opts)
     postgres = "postgres" in opts.backends
-    local = local_figures(opts, postgres)
+    local = [
+        {**run, **extra} for run, extra in zip(local_figures(opts, postgres), floor, strict=True)
+    ]
     pg_settings = postgres_commits_per_s(PG_URL, 0.01)[1] if postgres else {}
     write_json(RESULTS, metadata(opts, pg_settings), http, local)
     http_medians = {

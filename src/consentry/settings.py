@@ -25,7 +25,6 @@ class Settings:
     log_level: str = "info"
     log_json: bool = True
     group_commit_max: int = 100
-    group_commit_wait_ms: float = 2.0
     rate_limit_per_minute: int = 6000
     customer_token_ttl_seconds: int = 900
     max_body_bytes: int = 1_048_576
@@ -93,7 +92,6 @@ _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "log_level": str,
     "log_json": _bool,
     "group_commit_max": int,
-    "group_commit_wait_ms": float,
     "rate_limit_per_minute": int,
     "customer_token_ttl_seconds": int,
     "max_body_bytes": int,

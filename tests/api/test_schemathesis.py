@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -274,3 +275,28 @@ async def test_schemathesis_every_operation(live_server: str, seeded: Seed) -> N
     assert len(run.inputless) <= 3, sorted(run.inputless)
     never_ok = sorted(set(run.calls) - set(run.generated_ok))
     assert len(never_ok) <= MIN_OPERATIONS // 2, f"generated requests never got a 2xx: {never_ok}"
+
+
+NUL_REQUESTS = [
+    ("GET", "/v1/customers/c-1/check", {"params": {"purpose": "a\x00"}}),
+    ("GET", "/v1/customers/c-1/consents/history", {"params": {"purpose": "\x00"}}),
+    ("GET", "/v1/customers/c-1/events", {"params": {"name": "\x00"}}),
+    ("DELETE", "/v1/api-keys/%00", {}),
+    ("POST", "/v1/api-keys", {"json": {"name": "a\x00", "scopes": ["admin"]}}),
+    ("PUT", "/v1/customers/c-1", {"json": {"attributes": {"plan": "x\x00"}}}),
+    ("POST", "/v1/customers/c-1/events", {"json": {"name": "n\x00", "properties": {"a": "\x00"}}}),
+]
+
+
+async def test_nul_characters_are_not_server_errors(client: httpx.AsyncClient) -> None:
+    """Found by the run above on PostgreSQL (it refuses NUL in text): a 4xx, never a 500."""
+    r = await client.put("/v1/customers/c-1", json={"region": "EU"})
+    assert r.status_code == 201, r.text
+    wrong = []
+    for method, url, kwargs in NUL_REQUESTS:
+        r = await client.request(method, url, **kwargs)
+        if r.status_code >= 500 or (
+            r.status_code >= 400 and r.headers["content-type"] != "application/problem+json"
+        ):
+            wrong.append(f"{method} {url}: {r.status_code} {r.text}")
+    assert not wrong, wrong

@@ -256,6 +256,10 @@ async def run_step(client: Client, core: Core, m: Model, step: tuple[Any, ...]) 
         if token in m.used:
             assert r.status_code == 410, r.text
             return
+        current = m.latest[c].get((purpose, channel))
+        if current is None or current["decision"] != "pending":  # decided otherwise since
+            assert r.status_code == 410, r.text
+            return
         assert r.status_code == 201, r.text
         rec = r.json()
         assert (rec["purpose"], rec["channel"], rec["decision"], rec["source"]) == (

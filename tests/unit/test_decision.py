@@ -248,6 +248,17 @@ def test_a_record_for_another_channel_does_not_count() -> None:
     assert not v.allowed and v.codes == ["withdrawn"]
 
 
+def test_without_a_channel_any_record_of_the_purpose_counts() -> None:
+    """Asked about the purpose as a whole, a withdrawal on its only channel is not ignored."""
+    records = [state("marketing_email", "withdrawn", channel="email")]
+    v = evaluate(POLICY, region="US", purpose="marketing_email",
+                 states={s.key: s for s in records}, now=NOW)
+    assert not v.allowed and v.codes == ["withdrawn"]
+    verdicts = evaluate_capability(POLICY, "segments.membership", region="US",
+                                   states={s.key: s for s in records}, now=NOW)
+    assert not all(x.allowed for x in verdicts)
+
+
 # -- properties ----------------------------------------------------------------------------------
 
 OPT_IN_REGIONS = [code for code, r in POLICY.regions.items() if r.model is ConsentModel.OPT_IN]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response
@@ -125,6 +126,12 @@ def on_key_reused(request: Request[Any, Any, Any], exc: KeyReused) -> Response[b
     )
 
 
+def on_unstorable_text(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """PostgreSQL refuses NUL characters in text; SQLite would store them. Either way it is the
+    caller's input, not a server fault."""
+    return problem(request, 422, "text must not contain NUL (\\u0000) characters")
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error("request.failed", error=type(exc).__name__, path=request.scope.get("path_template"))
     return problem(
@@ -141,5 +148,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: on_http_error,
     Replayed: on_replay,
     KeyReused: on_key_reused,
+    asyncpg.CharacterNotInRepertoireError: on_unstorable_text,
+    asyncpg.UntranslatableCharacterError: on_unstorable_text,
     Exception: on_unexpected,
 }

@@ -126,10 +126,16 @@ def _preference_override(
 
 
 def latest_state(states: States, purpose: str, channel: str | None) -> ConsentState | None:
-    """The most recent record that covers this channel: its own, or the purpose-wide one."""
-    general = states.get((purpose, ""))
-    specific = states.get((purpose, channel)) if channel else None
-    candidates = [s for s in (general, specific) if s is not None]
+    """The most recent record that covers the question.
+
+    On a channel: that channel's record or the purpose-wide one. With no channel (the purpose as
+    a whole): any record of the purpose, so a withdrawal on its only channel is not ignored.
+    """
+    if channel:
+        keys = [(purpose, ""), (purpose, channel)]
+        candidates = [states[k] for k in keys if k in states]
+    else:
+        candidates = [s for (p, _), s in states.items() if p == purpose]
     return max(candidates, key=lambda s: s.recorded_at) if candidates else None
 
 

@@ -179,6 +179,8 @@ async def record_for(
             if confirmation:
                 confirmations.append(confirmation)
         gpc = await _apply_gpc(core, tx, subject_id, region, request, evidence, actor, records)
+        if not records:  # a GPC signal with nothing to apply: no change, no entry
+            return Recorded(records, confirmations, gpc)
         tx.audit(
             actor.actor,
             "consent.recorded",
@@ -375,6 +377,12 @@ async def confirm(core: Core, token: str) -> LedgerRecord:
         if row["expires_at"] <= tx.now:
             raise Gone("this confirmation link has expired; ask for a new one")
         subject_id = UUID(str(row["subject_id"]))
+        current = await tx.fetchrow(
+            "SELECT decision FROM consent_state WHERE key = ?",
+            state_key(subject_id, row["purpose"], row["channel"]),
+        )
+        if current is None or current["decision"] != Decision.PENDING.value:
+            raise Gone("this confirmation link no longer applies: the decision changed since")
         actor = Principal("customer", str(subject_id))
         d = DecisionIn(
             row["purpose"], Decision.GRANTED, row["channel"], row["notice_version"], row["language"]
