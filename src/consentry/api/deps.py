@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar.di import NamedDependency
+from litestar.params import PathParameter
 
 from consentry.services.core import Core
 from consentry.services.principals import Principal
 
 CoreDep = NamedDependency[Core]
 PrincipalDep = NamedDependency[Principal]
+ExternalIdPath = Annotated[
+    str,
+    PathParameter(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+        max_length=200,
+        description="The company's own id for the customer",
+    ),
+]

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar
+from litestar.enums import ParamType as ParameterLocation
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Operation
+from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.routes import HTTPRoute
 
 from consentry.api.problems import MEDIA_TYPE
@@ -39,6 +40,33 @@ _EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/v1/confirmations"): {404, 410},
 }
 _NOT_PARAMETERS = {"self", "request", "socket", "state", "scope", "headers", "cookies", "query"}
+
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in=ParameterLocation.HEADER,
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=200),
+    description="Send the same key again to retry safely: the first answer is replayed"
+    " (Idempotent-Replayed: true) and nothing is recorded twice. The same key with a different"
+    " request is a 422.",
+)
+
+
+@dataclass
+class IdempotentOperation(Operation):
+    """A write that takes an Idempotency-Key header."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY]
+
+
+def is_idempotent_write(handler: HTTPRouteHandler) -> bool:
+    """Writes answered through `api.writes.respond` take the request to read its key."""
+    writes = {"POST", "PUT", "PATCH", "DELETE"}
+    return (
+        bool(handler.http_methods & writes) and "request" in handler.parsed_fn_signature.parameters
+    )
 
 
 @dataclass
@@ -88,6 +116,8 @@ def document_errors(app: Litestar) -> None:
                 continue
             if is_public(handler):
                 handler.operation_class = PublicOperation
+            elif is_idempotent_write(handler):
+                handler.operation_class = IdempotentOperation
             if not route.path_format.startswith("/v1/"):
                 continue
             statuses: set[int] = set()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response
@@ -14,6 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from consentry.api.schemas import Problem
 from consentry.services.errors import ServiceError
+from consentry.storage.database import UnstorableText
 from consentry.storage.idempotency import KeyReused, Replayed
 
 MEDIA_TYPE = "application/problem+json"
@@ -127,8 +127,7 @@ def on_key_reused(request: Request[Any, Any, Any], exc: KeyReused) -> Response[b
 
 
 def on_unstorable_text(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    """PostgreSQL refuses NUL characters in text; SQLite would store them. Either way it is the
-    caller's input, not a server fault."""
+    """NUL characters in text: the caller's input, refused alike on both engines."""
     return problem(request, 422, "text must not contain NUL (\\u0000) characters")
 
 
@@ -148,7 +147,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: on_http_error,
     Replayed: on_replay,
     KeyReused: on_key_reused,
-    asyncpg.CharacterNotInRepertoireError: on_unstorable_text,
-    asyncpg.UntranslatableCharacterError: on_unstorable_text,
+    UnstorableText: on_unstorable_text,
     Exception: on_unexpected,
 }

@@ -66,6 +66,17 @@ class _SQLiteEngine(SQLiteEngine):
             self._reader = None
 
 
+class UnstorableText(ValueError):
+    """Text with a NUL character: PostgreSQL refuses it, so neither engine takes it."""
+
+
+def _checked(args: Sequence[Any]) -> Sequence[Any]:
+    for arg in args:
+        if isinstance(arg, str) and "\x00" in arg:
+            raise UnstorableText("text must not contain NUL (\\u0000) characters")
+    return args
+
+
 @lru_cache(maxsize=512)
 def _to_dollar(sql: str) -> str:
     counter = iter(range(1, 10_000))
@@ -136,6 +147,7 @@ class Database:
     # -- raw SQL outside transactions (reads) --------------------------------------------------
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        _checked(args)
         if isinstance(self.engine, PostgresEngine):
             assert self.engine.pool is not None, "Database.start() opens the pool"
             async with self.engine.pool.acquire() as conn:
@@ -167,6 +179,7 @@ class Transaction:
         self.postgres = postgres
 
     async def execute(self, sql: str, *args: Any) -> None:
+        _checked(args)
         if self.postgres:
             await self.connection.execute(_to_dollar(sql), *args)
         else:
@@ -175,12 +188,15 @@ class Transaction:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
+        for row in rows:
+            _checked(row)
         if self.postgres:
             await self.connection.executemany(_to_dollar(sql), rows)
         else:
             await self.connection.executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        _checked(args)
         if self.postgres:
             return [dict(r) for r in await self.connection.fetch(_to_dollar(sql), *args)]
         async with self.connection.execute(sql, args) as cursor:

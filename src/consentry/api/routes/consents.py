@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, PrincipalDep
+from consentry.api.deps import CoreDep, ExternalIdPath, PrincipalDep
 from consentry.api.writes import respond
 from consentry.domain.consent import Decision, Source
 from consentry.services import consents, customers
@@ -60,7 +60,7 @@ class ConsentController(Controller):
         request: Request[Any, Any, Any],
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         data: JSONBody[s.ConsentRequest],
         sec_gpc: GpcHeader = None,
     ) -> Response[s.Recorded]:
@@ -75,7 +75,7 @@ class ConsentController(Controller):
 
     @get("/consents", summary="Current consent state")
     async def state(
-        self, core: CoreDep, principal: PrincipalDep, external_id: FromPath[str]
+        self, core: CoreDep, principal: PrincipalDep, external_id: ExternalIdPath
     ) -> s.ConsentStateList:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
@@ -88,7 +88,7 @@ class ConsentController(Controller):
         self,
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         purpose: FromQuery[str | None] = None,
         cursor: Cursor = None,
         limit: Limit = 100,
@@ -110,7 +110,7 @@ class ConsentController(Controller):
         self,
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         purpose: Annotated[str, Parameter(min_length=1, max_length=100)],
         channel: Annotated[str | None, Parameter(max_length=50)] = None,
         topic: Annotated[str | None, Parameter(max_length=100)] = None,

@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, PrincipalDep
+from consentry.api.deps import CoreDep, ExternalIdPath, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import access, customers
 from consentry.services.errors import Invalid
@@ -37,7 +37,7 @@ class CustomerController(Controller):
         request: Request[Any, Any, Any],
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         data: JSONBody[s.CustomerIn],
     ) -> Response[s.CustomerOut]:
         require(principal, Scope.BACKEND_WRITE)
@@ -56,7 +56,7 @@ class CustomerController(Controller):
         self,
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         reason: Annotated[
             str | None,
             Parameter(max_length=200, description="why you read it; kept in the audit log"),
@@ -106,7 +106,7 @@ class CustomerController(Controller):
         request: Request[Any, Any, Any],
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         data: JSONBody[s.TokenIn | None] = None,
     ) -> Response[s.TokenOut]:
         require(principal, Scope.BACKEND_WRITE)

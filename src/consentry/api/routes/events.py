@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, PrincipalDep
+from consentry.api.deps import CoreDep, ExternalIdPath, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import customers, events
 from consentry.services.principals import READ_SCOPES, Scope
@@ -33,7 +33,7 @@ class EventController(Controller):
         request: Request[Any, Any, Any],
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         data: JSONBody[s.EventIn],
     ) -> Response[s.Ingested]:
         require(principal, Scope.BACKEND_WRITE)
@@ -64,7 +64,7 @@ class EventController(Controller):
         self,
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         name: FromQuery[str | None] = None,
         since: FromQuery[datetime | None] = None,
         until: FromQuery[datetime | None] = None,

@@ -6,12 +6,12 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, PrincipalDep
+from consentry.api.deps import CoreDep, ExternalIdPath, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import customers, preferences
 from consentry.services.principals import READ_SCOPES, Scope
@@ -38,7 +38,7 @@ class PreferenceController(Controller):
 
     @get("/", summary="Read preferences")
     async def read(
-        self, core: CoreDep, principal: PrincipalDep, external_id: FromPath[str]
+        self, core: CoreDep, principal: PrincipalDep, external_id: ExternalIdPath
     ) -> s.PreferencesOut:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
@@ -56,7 +56,7 @@ class PreferenceController(Controller):
         request: Request[Any, Any, Any],
         core: CoreDep,
         principal: PrincipalDep,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         data: JSONBody[s.PreferencesPatch],
     ) -> Response[s.PreferencesOut]:
         require(principal, Scope.BACKEND_WRITE)
