@@ -7,8 +7,8 @@ from typing import Any
 from litestar import Request
 from litestar.openapi.spec import Components, SecurityScheme
 
+from consentry.api.deps import CoreDep
 from consentry.services import access
-from consentry.services.core import Core
 from consentry.services.errors import Forbidden, Unauthorized
 from consentry.services.principals import Principal, Scope
 
@@ -32,8 +32,8 @@ def _bearer(request: Request[Any, Any, Any]) -> str:
     return credential.strip()
 
 
-async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    core: Core = request.app.state.core
+async def provide_principal(request: Request[Any, Any, Any], core: CoreDep) -> Principal:
+    """Depends on `core` so the two resolve one after the other, not in a task group."""
     credential = _bearer(request)
     if credential.startswith("ck_"):
         principal = await access.authenticate_key(core, credential)
