@@ -104,6 +104,7 @@ def create_app(
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
+        logging_config=None,  # consentry.logs configures logging; Litestar's would replace it
     )
     document_errors(app)
     # Outermost, so unmatched routes and middleware errors get a request id and a log line too.
