@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar.di import NamedDependency
-from litestar.params import PathParameter
+from litestar.params import Parameter, PathParameter
 
 from consentry.services.core import Core
 from consentry.services.principals import Principal
@@ -20,3 +20,5 @@ ExternalIdPath = Annotated[
         description="The company's own id for the customer",
     ),
 ]
+Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
+Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, PrincipalDep
+from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import access
 from consentry.services.principals import Scope
-
-Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
-Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
 
 
 class ApiKeyController(Controller):

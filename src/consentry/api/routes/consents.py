@@ -10,14 +10,12 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, Parameter
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, ExternalIdPath, PrincipalDep
+from consentry.api.deps import CoreDep, Cursor, ExternalIdPath, Limit, PrincipalDep
 from consentry.api.writes import respond
 from consentry.domain.consent import Decision, Source
 from consentry.services import consents, customers
 from consentry.services.principals import READ_SCOPES, Scope
 
-Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
-Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
 GpcHeader = Annotated[
     str | None,
     HeaderParameter(

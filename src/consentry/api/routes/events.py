@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, ExternalIdPath, PrincipalDep
+from consentry.api.deps import CoreDep, Cursor, ExternalIdPath, Limit, PrincipalDep
 from consentry.api.writes import respond
 from consentry.services import customers, events
 from consentry.services.principals import READ_SCOPES, Scope
-
-Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
-Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
 
 
 def _ingested(stored: list[events.StoredEvent]) -> tuple[int, s.Ingested]:

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require_customer
-from consentry.api.deps import CoreDep, PrincipalDep
+from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.api.routes.consents import GpcHeader, to_request
 from consentry.api.routes.preferences import to_patch
 from consentry.api.writes import respond
 from consentry.services import consents, preferences
 from consentry.services.errors import NotFound
-
-Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
-Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
 
 
 async def _me(core: CoreDep, principal: PrincipalDep) -> tuple[UUID, str]:
