@@ -196,7 +196,7 @@ def _region(policy: Policy, code: str | None) -> Region | None:
 
 def _from_record(spec: Purpose, state: ConsentState, channel: str | None, now: datetime) -> Verdict:
     basis = spec.legal_basis.value
-    when = f"{state.recorded_at:%Y-%m-%d} via {state.source}"
+    when = f"{state.recorded_at.date().isoformat()} via {state.source}"
     if state.decision is Decision.PENDING:
         return _deny(
             spec.name,
@@ -215,7 +215,8 @@ def _from_record(spec: Purpose, state: ConsentState, channel: str | None, now: d
             basis,
             Reason(
                 "expired",
-                f"denied: consent granted on {when} expired on {state.expires_at:%Y-%m-%d}",
+                f"denied: consent granted on {when} expired on"
+                f" {state.expires_at.date().isoformat()}",
             ),
         )
     current = spec.current_notice.version
