@@ -19,6 +19,7 @@ from consentry.policy.loader import load_policy
 
 POLICY = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"
 BATCH = 1_000
+WARM_UP_S = 0.5
 
 
 def _state(policy: Policy, purpose: str, channel: str, decision: Decision) -> ConsentState:
@@ -59,6 +60,10 @@ def gate_decisions_per_s(seconds: float) -> float:
     policy = load_policy(POLICY)
     cases = decision_cases(policy)
     now = datetime.now(UTC) + timedelta(days=1)
+    warm_until = time.perf_counter() + WARM_UP_S  # the first half second reads low: not timed
+    while time.perf_counter() < warm_until:
+        for i in range(BATCH):
+            evaluate(policy, now=now, **cases[i % len(cases)])
     count = 0
     started = time.perf_counter()
     deadline = started + seconds

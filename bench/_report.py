@@ -52,6 +52,9 @@ LOCAL_FIGURES = (
     Figure("floor_p99_ms", "  floor p99", "ms", digits=1),
     Figure("floor_server_cores", "  floor server CPU", "cores", digits=2),
     Figure("floor_cpu_us_per_req", "  floor server CPU per request", "µs", 50, False, True),
+    Figure("asgi_floor_rps", "server floor: raw ASGI on uvicorn", "req/s"),
+    Figure("asgi_floor_p99_ms", "  server floor p99", "ms", digits=1),
+    Figure("asgi_floor_cpu_us_per_req", "  server floor CPU per request", "µs"),
     Figure("sqlite_commits_per_s", "raw SQLite WAL FULL commits/s", "1/s", 6_000, reference=True),
     Figure("pg_commits_per_s", "raw PostgreSQL commits/s, 1 conn", "1/s", 3_000, reference=True),
     Figure("busy_before_cores", "machine busy before the run", "cores", digits=2),
@@ -108,7 +111,7 @@ def table(http: Mapping[str, Mapping[str, float]], local: Mapping[str, float]) -
         " (>= 1.00 meets). Write targets are stated for SQLite; '~' marks a raw machine"
         " reference from DESIGN.md §11, not a target. * CPU budget that follows from a target on"
         " one core (1 s / 2,000 writes, 1 s / 8,000 checks, 1 s / 20,000 floor requests): CPU"
-        " per request is what the service costs even when other jobs share the machine.",
+        " per request moves less than throughput when other jobs share the machine.",
     ]
     return "\n".join(lines)
 

@@ -166,10 +166,12 @@ def running_service(
 
 
 @contextmanager
-def running_floor(workdir: Path, cpu: int = 0, nice: int = 0) -> Iterator[tuple[int, str]]:
-    """The bare-framework app (bench/floor_app.py); yields its pid and URL."""
+def running_floor(
+    workdir: Path, kind: str, cpu: int = 0, nice: int = 0
+) -> Iterator[tuple[int, str]]:
+    """A floor app (bench/floor_app.py, `litestar` or `asgi`); yields its pid and URL."""
     port = free_port()
-    command = [*pin(cpu, nice), sys.executable, str(FLOOR_APP), str(port)]
+    command = [*pin(cpu, nice), sys.executable, str(FLOOR_APP), str(port), kind]
     with _spawned(command, dict(os.environ), workdir / "floor.log", port, "/floor") as (pid, _):
         yield pid, f"http://127.0.0.1:{port}/floor"
 

@@ -5,7 +5,7 @@
 
 For each backend and run: a fresh `consentry serve` pinned to CPU 0 (fresh data dir or fresh
 PostgreSQL schema, dropped afterwards), seeded with customers, then loaded by wrk pinned to CPU 1.
-Then the framework floor (a bare Litestar app served and loaded the same way), in-process gate
+Then the floors (a bare Litestar app and a raw ASGI app, served and loaded the same way), gate
 decisions/s and the machine's raw durable commit rates. Prints a table of medians with the
 targets and writes bench/results/latest.json. Only 127.0.0.1 is contacted; every step is bounded.
 """
@@ -13,6 +13,7 @@ targets and writes bench/results/latest.json. Only 127.0.0.1 is contacted; every
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import platform
 import subprocess
@@ -167,11 +168,11 @@ def _quiet(opts: Options) -> float:
     return busy
 
 
-def floor_run(opts: Options) -> dict[str, float]:
-    """The bare framework on this machine, served and loaded like the service (c=16)."""
+def floor_run(opts: Options, kind: str) -> dict[str, float]:
+    """A floor app (`litestar` or `asgi`), served and loaded like the service (c=16)."""
     with (
         tempfile.TemporaryDirectory(prefix="consentry-bench-") as folder,
-        running_floor(Path(folder), cpu=SERVER_CPU, nice=opts.nice) as (pid, url),
+        running_floor(Path(folder), kind, cpu=SERVER_CPU, nice=opts.nice) as (pid, url),
     ):
         run_wrk(url, "plain.lua", key=None, connections=16, seconds=opts.warmup, nice=opts.nice)
         before = sample(pid)
@@ -179,11 +180,12 @@ def floor_run(opts: Options) -> dict[str, float]:
             url, "plain.lua", key=None, connections=16, seconds=opts.duration, nice=opts.nice
         )
         cpu = cpu_use(before, sample(pid))
+    prefix = "floor" if kind == "litestar" else "asgi_floor"
     return {
-        "floor_rps": load.rps,
-        "floor_p99_ms": load.p99_ms,
-        "floor_server_cores": cpu["server_cores"],
-        "floor_cpu_us_per_req": 1e6 * cpu["server_cores"] / load.rps if load.rps else 0.0,
+        f"{prefix}_rps": load.rps,
+        f"{prefix}_p99_ms": load.p99_ms,
+        f"{prefix}_server_cores": cpu["server_cores"],
+        f"{prefix}_cpu_us_per_req": 1e6 * cpu["server_cores"] / load.rps if load.rps else 0.0,
     }
 
 
@@ -191,8 +193,8 @@ def floor_figures(opts: Options) -> list[dict[str, float]]:
     runs = []
     for i in range(opts.runs):
         _quiet(opts)
-        log(f"framework floor: run {i + 1}/{opts.runs}")
-        runs.append(floor_run(opts))
+        log(f"floors (bare Litestar, raw ASGI): run {i + 1}/{opts.runs}")
+        runs.append({**floor_run(opts, "litestar"), **floor_run(opts, "asgi")})
     return runs
 
 
@@ -243,10 +245,30 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def metadata(opts: Options, pg_settings: dict[str, str]) -> dict[str, Any]:
+def source_fingerprint() -> dict[str, str]:
+    """Which code was measured: a hash of src/ and policies/, and the newest file (no git)."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(
+        f for folder in ("src", "policies") for f in (root / folder).rglob("*") if f.is_file()
+    )
+    files = [f for f in files if "__pycache__" not in f.parts]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    newest = max(files, key=lambda f: f.stat().st_mtime)
+    when = datetime.fromtimestamp(newest.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    return {
+        "sha256": digest.hexdigest()[:16],
+        "newest_file": str(newest.relative_to(root)),
+        "newest_mtime": when,
+    }
+
+
+def metadata(opts: Options, pg_settings: dict[str, str], source: dict[str, str]) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "source": source,
         "options": asdict(opts),
         "machine": {
             "cores": os.cpu_count(),
@@ -281,6 +303,7 @@ def _pin_self(nice: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = _usable_backends(parse_args(argv))
+    source = source_fingerprint()
     _pin_self(opts.nice)
     missing = wrk_missing()
     if missing:
@@ -292,11 +315,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         {**run, **extra} for run, extra in zip(local_figures(opts, postgres), floor, strict=True)
     ]
     pg_settings = postgres_commits_per_s(PG_URL, 0.01)[1] if postgres else {}
-    write_json(RESULTS, metadata(opts, pg_settings), http, local)
+    after = source_fingerprint()
+    if after["sha256"] != source["sha256"]:
+        log(
+            f"warning: src/ or policies/ changed during the run ({after['newest_file']} at"
+            f" {after['newest_mtime']}); servers started after that ran the newer code"
+        )
+        source = {**source, "changed_during_run": after["newest_mtime"]}
+    write_json(RESULTS, metadata(opts, pg_settings, source), http, local)
     http_medians = {
         name: medians([{k: v for k, v in r.items() if isinstance(v, int | float)} for r in runs])
         for name, runs in http.items()
     }
+    print(
+        f"code measured: src+policies sha256 {source['sha256']}, newest file"
+        f" {source['newest_file']} ({source['newest_mtime']})"
+    )
     print(table(http_medians, medians(local)))
     print(f"\nresults: {RESULTS}")
     return 2 if missing else 0
