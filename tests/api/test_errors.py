@@ -184,3 +184,13 @@ async def test_unrouted_404_has_a_request_id(client: Client) -> None:
     body = assert_problem(r, 404)
     assert r.headers.get("x-request-id")
     assert body.get("request_id") == r.headers["x-request-id"]
+
+
+async def test_missing_credential_is_a_401_before_any_parameter_check(client: Client) -> None:
+    """Without a credential the answer is 401, even when a required parameter is missing too."""
+    r = await client.get("/v1/customers/c-1/check", headers={"Authorization": ""})
+    body = assert_problem(r, 401)
+    assert "Bearer" in body["detail"]
+    r = await client.post("/v1/customers/c-1/consents", headers={"Authorization": ""},
+                          content=b"{not json")
+    assert_problem(r, 401)

@@ -14,7 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import consentry
-from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, provide_principal
+from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
 from consentry.api.deps import CoreDep
 from consentry.api.middleware import request_id_middleware
 from consentry.api.openapi_responses import document_errors
@@ -98,6 +98,7 @@ def create_app(
             "principal": Provide(provide_principal),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[authenticate],
         middleware=middleware,
         lifespan=[] if core is not None else [lifespan],
         state=State({"core": core}) if core is not None else None,

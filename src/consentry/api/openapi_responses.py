@@ -18,6 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.routes import HTTPRoute
 
+from consentry.api.auth import is_public
 from consentry.api.problems import MEDIA_TYPE
 from consentry.api.schemas import Problem
 
@@ -75,11 +76,6 @@ class PublicOperation(Operation):
 
     def __post_init__(self) -> None:
         self.security = []
-
-
-def is_public(handler: HTTPRouteHandler) -> bool:
-    """Declared `security=[]` and no layer adds a requirement: no credential is needed."""
-    return handler.security is not None and not handler.resolve_security()
 
 
 def error_statuses(method: str, path: str, handler: HTTPRouteHandler) -> set[int]:
