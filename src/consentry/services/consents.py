@@ -20,6 +20,7 @@ from consentry.crypto.tokens import hash_secret, new_secret
 from consentry.domain.consent import ConsentState, Decision, Source, state_key
 from consentry.domain.decision import Verdict, evaluate
 from consentry.domain.policy import Policy, Purpose
+from consentry.services import reads
 from consentry.services.core import Core
 from consentry.services.customers import resolve
 from consentry.services.errors import Gone, Invalid, NotFound
@@ -431,11 +432,23 @@ def to_state(row: Row) -> ConsentState:
     )
 
 
-async def current_state(core: Core, subject_id: UUID) -> list[ConsentState]:
-    rows = await core.db.fetch(
-        "SELECT * FROM consent_state WHERE subject_id = ? ORDER BY purpose, channel", subject_id
+async def current_state(
+    core: Core, subject_id: UUID, actor: Principal | None = None
+) -> list[ConsentState]:
+    """The current decision per purpose and channel; a read by staff is audited."""
+
+    async def query(db: reads.Reader) -> list[ConsentState]:
+        sql = "SELECT * FROM consent_state WHERE subject_id = ? ORDER BY purpose, channel"
+        return [to_state(r) for r in await db.fetch(sql, subject_id)]
+
+    return await reads.read(
+        core,
+        actor,
+        query,
+        action="consents.read",
+        target=f"subject:{subject_id}",
+        details=lambda states: {"count": len(states)},
     )
-    return [to_state(r) for r in rows]
 
 
 def to_record(row: Row) -> LedgerRecord:
@@ -479,25 +492,21 @@ async def history(
         args += [after[0], after[0], after[1]]
     sql += " ORDER BY recorded_at, id LIMIT ?"
 
-    def page(rows: list[Row]) -> Page[LedgerRecord]:
-        records = [to_record(r) for r in rows]
+    async def query(db: reads.Reader) -> Page[LedgerRecord]:
+        records = [to_record(r) for r in await db.fetch(sql, *args, limit + 1)]
         return page_of(records, limit, lambda r: time_key(r.recorded_at, r.id))
 
-    if actor is None or actor.kind != "key":
-        return page(await core.db.fetch(sql, *args, limit + 1))
-
-    async def job(tx: WriteTx) -> Page[LedgerRecord]:
-        result = page(await tx.fetch(sql, *args, limit + 1))
-        tx.audit(
-            actor.actor,
-            "consents.history.read",
-            f"subject:{subject_id}",
-            count=len(result.items),
+    return await reads.read(
+        core,
+        actor,
+        query,
+        action="consents.history.read",
+        target=f"subject:{subject_id}",
+        details=lambda page: {
+            "count": len(page.items),
             **({"purpose": purpose} if purpose else {}),
-        )
-        return result
-
-    return await core.writer.submit(job)
+        },
+    )
 
 
 # -- the check (hot path: one query) -------------------------------------------------------------

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from consentry.domain.consent import Preferences, QuietHours
 from consentry.domain.policy import Policy
+from consentry.services import reads
 from consentry.services.core import Core
 from consentry.services.errors import Invalid
 from consentry.services.principals import Principal
@@ -123,12 +124,18 @@ def _apply(doc: dict[str, Any], patch: PreferencePatch) -> dict[str, Any]:
     return out
 
 
-async def read(core: Core, subject_id: UUID) -> dict[str, Any]:
-    row = await core.db.fetchrow(
-        "SELECT document FROM preference_state WHERE subject_id = ?", subject_id
+async def read(core: Core, subject_id: UUID, actor: Principal | None = None) -> dict[str, Any]:
+    """The current preferences; a read by staff is audited."""
+
+    async def query(db: reads.Reader) -> dict[str, Any]:
+        rows = await db.fetch(
+            "SELECT document FROM preference_state WHERE subject_id = ?", subject_id
+        )
+        return _apply(json.loads(rows[0]["document"]) if rows else {}, PreferencePatch())
+
+    return await reads.read(
+        core, actor, query, action="preferences.read", target=f"subject:{subject_id}"
     )
-    doc = json.loads(row["document"]) if row else {}
-    return _apply(doc, PreferencePatch())
 
 
 async def change(

@@ -78,7 +78,7 @@ class ConsentController(Controller):
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
         return s.ConsentStateList(
-            [convert.state(x) for x in await consents.current_state(core, subject_id)]
+            [convert.state(x) for x in await consents.current_state(core, subject_id, principal)]
         )
 
     @get("/consents/history", summary="The consent ledger, oldest first")

@@ -42,7 +42,7 @@ class PreferenceController(Controller):
     ) -> s.PreferencesOut:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
-        return convert.preferences(await preferences.read(core, subject_id))
+        return convert.preferences(await preferences.read(core, subject_id, principal))
 
     @patch(
         "/",
