@@ -37,6 +37,10 @@ States = Mapping[tuple[str, str], ConsentState]
 NO_PREFERENCES = Preferences()
 
 
+def _allow(purpose: str, channel: str | None, basis: str | None, reason: Reason) -> Verdict:
+    return Verdict(True, purpose, channel, basis, (reason,))
+
+
 def _deny(purpose: str, channel: str | None, basis: str | None, *reasons: Reason) -> Verdict:
     return Verdict(False, purpose, channel, basis, reasons)
 
@@ -65,16 +69,13 @@ def evaluate(
     if scope is not None:
         return _deny(purpose, channel, basis, scope)
     if not spec.legal_basis.objectable:
-        return Verdict(
-            True,
+        return _allow(
             purpose,
             channel,
             basis,
-            (
-                Reason(
-                    "legal_basis",
-                    f"allowed: legal basis '{basis}' under policy; consent is not required",
-                ),
+            Reason(
+                "legal_basis",
+                f"allowed: legal basis '{basis}' under policy; consent is not required",
             ),
         )
     override = _preference_override(preferences, channel, topic)
@@ -144,16 +145,13 @@ def _without_record(
 ) -> Verdict:
     basis = spec.legal_basis.value
     if spec.legal_basis is LegalBasis.LEGITIMATE_INTEREST:
-        return Verdict(
-            True,
+        return _allow(
             spec.name,
             channel,
             basis,
-            (
-                Reason(
-                    "legitimate_interest",
-                    "allowed: legitimate interest under policy, no objection recorded",
-                ),
+            Reason(
+                "legitimate_interest",
+                "allowed: legitimate interest under policy, no objection recorded",
             ),
         )
     region = _region(policy, region_code)
@@ -166,17 +164,14 @@ def _without_record(
         )
     default = spec.region_defaults.get(region.code, region.model.value == "opt_out")
     if default:
-        return Verdict(
-            True,
+        return _allow(
             spec.name,
             channel,
             basis,
-            (
-                Reason(
-                    "region_default_allow",
-                    f"allowed: no decision recorded; {region.code} ({region.regulation})"
-                    " is opt-out for this purpose",
-                ),
+            Reason(
+                "region_default_allow",
+                f"allowed: no decision recorded; {region.code} ({region.regulation})"
+                " is opt-out for this purpose",
             ),
         )
     return _deny(
@@ -231,16 +226,13 @@ def _from_record(spec: Purpose, state: ConsentState, channel: str | None, now: d
                 f" the current notice is {current}; consent must be asked again",
             ),
         )
-    return Verdict(
-        True,
+    return _allow(
         spec.name,
         channel,
         basis,
-        (
-            Reason(
-                "granted",
-                f"allowed: granted on {when} under notice {state.notice_version or '(none)'}",
-            ),
+        Reason(
+            "granted",
+            f"allowed: granted on {when} under notice {state.notice_version or '(none)'}",
         ),
     )
 
