@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ class Settings:
     rate_limit_per_minute: int = 6000
     customer_token_ttl_seconds: int = 900
     max_body_bytes: int = 1_048_576
-    plugins_disabled: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def is_postgres(self) -> bool:
@@ -95,5 +94,4 @@ _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "rate_limit_per_minute": int,
     "customer_token_ttl_seconds": int,
     "max_body_bytes": int,
-    "plugins_disabled": _names,
 }
