@@ -74,10 +74,6 @@ def _bool(raw: str) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _names(raw: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in raw.split(",") if n.strip())
-
-
 _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "data_dir": Path,
     "database_url": str,
