@@ -22,6 +22,7 @@ class Settings:
     kek: str = ""  # base64 key-encryption key (32 bytes); empty: generated into data_dir/secrets
     index_key: str = ""  # base64 blind-index key; empty: generated into data_dir/secrets
     token_key: str = ""  # base64 token-signing key; empty: generated into data_dir/secrets
+    signing_key: str = ""  # base64 Ed25519 seed (audit checkpoints, receipts); empty: generated
     log_level: str = "info"
     log_json: bool = True
     group_commit_max: int = 100
@@ -84,6 +85,7 @@ _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "kek": str,
     "index_key": str,
     "token_key": str,
+    "signing_key": str,
     "log_level": str,
     "log_json": _bool,
     "group_commit_max": int,

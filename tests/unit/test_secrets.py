@@ -32,7 +32,7 @@ def test_generated_files_are_private(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     assert _mode(folder) == 0o700
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["index_key.key", "kek.key", "token_key.key"]
+    assert names == ["index_key.key", "kek.key", "signing_key.key", "token_key.key"]
     assert all(_mode(folder / name) == 0o600 for name in names)
 
 

@@ -1,4 +1,4 @@
-"""The three service secrets: from configuration, or generated once into `data_dir/secrets`.
+"""The four service secrets: from configuration, or generated once into `data_dir/secrets`.
 
 Each secret is 32 random bytes. A base64 value in the settings wins; otherwise the secret is read
 from `data_dir/secrets/<name>.key`, and created there (directory 0700, file 0600, atomically) the
@@ -26,6 +26,7 @@ class Secrets:
     kek: bytes
     index_key: bytes
     token_key: bytes
+    signing_seed: bytes  # Ed25519: audit checkpoints and consent receipts
 
     def __repr__(self) -> str:  # never print key material
         return "Secrets(<redacted>)"
@@ -38,6 +39,7 @@ def load_or_create_secrets(settings: Settings) -> Secrets:
         kek=_resolve("kek", settings.kek, folder),
         index_key=_resolve("index_key", settings.index_key, folder),
         token_key=_resolve("token_key", settings.token_key, folder),
+        signing_seed=_resolve("signing_key", settings.signing_key, folder),
     )
 
 
@@ -87,6 +89,26 @@ def _create_file(path: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def replace_secret_file(settings: Settings, name: str) -> bytes:
+    """A new random secret in place of `data_dir/secrets/<name>.key` (key rotation). The old
+    one is gone for good: only secrets that must never be used again are rotated this way."""
+    path = settings.data_dir / "secrets" / f"{name}.key"
+    raw = _random.token_bytes(KEY_BYTES)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(base64.b64encode(raw) + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return raw
 
 
 def _link_if_absent(tmp: Path, path: Path) -> None:
