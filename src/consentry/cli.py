@@ -9,9 +9,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from consentry import audit_cli
 from consentry.settings import Settings
 
 HELP = """Consentry: consent ledger, preferences and audit.
+
+  serve            start the HTTP service          audit verify   check the audit log
+  migrate          create or update the schema     audit export   export entries to a file
+  policy check     validate the policy             receipt verify check a consent receipt
+  policy test      run the policy's test cases     openapi        write the OpenAPI document
 
 Settings come from CONSENTRY_* environment variables (see README), e.g.
 CONSENTRY_DATABASE_URL=postgresql://user@host/db, CONSENTRY_DATA_DIR=data."""
@@ -38,6 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     openapi.add_argument(
         "--check", action="store_true", help="fail if the file differs from what the app generates"
     )
+    audit_cli.add_commands(sub)
+    receipt = sub.add_parser("receipt", help="verify a signed consent receipt offline")
+    rsub = receipt.add_subparsers(dest="receipt_command", required=True)
+    rverify = rsub.add_parser("verify", help="check a receipt (JWS) with the public key only")
+    rverify.add_argument("file", type=Path, help="a file holding the receipt's compact JWS")
+    rverify.add_argument(
+        "--public-key", type=Path, required=True, help="JWK Set, JWK or PEM public key(s)"
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "serve":
@@ -48,6 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "policy":
         return _policy(args, settings)
+    if args.command == "audit":
+        return audit_cli.run(args, settings)
+    if args.command == "receipt":
+        from consentry.receipt_cli import verify_receipt
+
+        code, message = verify_receipt(args.file, args.public_key)
+        print(message, file=sys.stdout if code == 0 else sys.stderr)
+        return code
     return _openapi(args.output, check=args.check)
 
 

@@ -42,6 +42,8 @@ class Seed:
     confirmation_token: str
     spare_key_id: str
     admin_key: str
+    checkpoint_size: int
+    record_id: str
 
 
 @pytest.fixture
@@ -67,6 +69,7 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
         },
     )
     assert r.status_code == 201, r.text
+    record_id = r.json()["records"][0]["id"]
     confirmations = r.json()["confirmations"]
     assert confirmations, r.text
     r = await client.patch(
@@ -88,12 +91,17 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
     customer_token = r.json()["token"]
     r = await client.post("/v1/api-keys", json={"name": "spare", "scopes": ["backend:read"]})
     assert r.status_code == 201, r.text
+    spare_key_id = r.json()["api_key"]["id"]
+    r = await client.post("/v1/audit/checkpoints")
+    assert r.status_code == 201, r.text
     return Seed(
         external_id=SEED_CUSTOMER,
         customer_token=customer_token,
         confirmation_token=confirmations[0]["token"],
-        spare_key_id=r.json()["api_key"]["id"],
+        spare_key_id=spare_key_id,
         admin_key=admin_key,
+        checkpoint_size=r.json()["tree_size"],
+        record_id=record_id,
     )
 
 

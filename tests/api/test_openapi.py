@@ -20,6 +20,8 @@ PUBLIC = {
     ("GET", "/v1/purposes"),
     ("GET", "/v1/purposes/{name}"),
     ("POST", "/v1/confirmations"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/consentry-audit-keys.pem"),
 }
 
 
@@ -113,7 +115,12 @@ async def test_protected_operations_answer_401_without_credential(
     for method, path, _ in operations(openapi_spec):
         if (method, path) in PUBLIC:
             continue
-        url = path.replace("{external_id}", "c-1").replace("{key_id}", "k-1")
+        url = (
+            path.replace("{external_id}", "c-1")
+            .replace("{key_id}", "k-1")
+            .replace("{seq}", "1")
+            .replace("{record_id}", "00000000-0000-4000-8000-000000000001")
+        )
         body = {} if method in {"POST", "PUT", "PATCH"} else None
         # Required query parameters are validated before the credential (a 422 comes first).
         params = {"purpose": "analytics"} if path.endswith("/check") else None

@@ -32,7 +32,10 @@ class Boom(Exception):
 
 @pytest.fixture
 async def probe(core: Core) -> AsyncIterator[Core]:
-    """The running core with a scratch table `probe` for jobs to write into."""
+    """The running core with a scratch table `probe` for jobs to write into, and no checkpointer
+    submitting jobs of its own: the writer's counters count the test's jobs only."""
+    await core.checkpointer.stop()
+    core.writer.jobs = core.writer.batches = 0
     async with core.db.transaction() as tx:
         await tx.execute(PROBE_DDL)
     yield core

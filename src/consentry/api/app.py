@@ -19,6 +19,7 @@ from consentry.api.deps import CoreDep
 from consentry.api.middleware import request_id_middleware
 from consentry.api.openapi_responses import document_errors
 from consentry.api.problems import EXCEPTION_HANDLERS
+from consentry.api.routes import audit, proofs
 from consentry.api.routes.access import ApiKeyController
 from consentry.api.routes.consents import ConfirmationController, ConsentController
 from consentry.api.routes.customers import CustomerController
@@ -92,6 +93,8 @@ def create_app(
             EventController,
             MeController,
             ApiKeyController,
+            *audit.CONTROLLERS,
+            *proofs.CONTROLLERS,
         ],
         dependencies={
             "core": Provide(provide_core, sync_to_thread=False),

@@ -39,6 +39,12 @@ _EXTRA: dict[tuple[str, str], set[int]] = {
     ("PUT", "/v1/customers/{external_id}"): {409},
     ("POST", "/v1/customers/search"): {404},
     ("POST", "/v1/confirmations"): {404, 410},
+    ("GET", "/v1/audit/entries"): {404},
+    ("GET", "/v1/audit/export"): {404},
+    ("GET", "/v1/audit/export.csv"): {404},
+    ("GET", "/v1/audit/entries/{seq}/proof"): {409},
+    ("GET", "/v1/audit/consistency"): {404, 409},
+    ("POST", "/v1/audit/keys/rotate"): {409},
 }
 _NOT_PARAMETERS = {"self", "request", "socket", "state", "scope", "headers", "cookies", "query"}
 

@@ -9,8 +9,10 @@ import structlog
 
 from consentry.clock import Clock, system_clock
 from consentry.crypto.secrets import Secrets, load_or_create_secrets
+from consentry.crypto.signing import SigningKey
 from consentry.domain.policy import Policy
 from consentry.policy.loader import load_policy
+from consentry.services.audit_tree import Checkpointer
 from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.keystore import KeyStore, open_keystore
@@ -29,7 +31,12 @@ class Core:
     secrets: Secrets
     writer: Writer
     clock: Clock
+    checkpointer: Checkpointer
     caches: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return self.checkpointer.key
 
 
 def database_url(settings: Settings) -> str:
@@ -50,10 +57,13 @@ async def open_core(settings: Settings, *, clock: Clock = system_clock) -> Core:
         db, clock=clock, policy_version=lambda: policy.version, max_batch=settings.group_commit_max
     )
     await writer.start()
-    return Core(settings, policy, db, keys, secrets, writer, clock)
+    checkpointer = Checkpointer(db, writer, SigningKey(secrets.signing_seed), clock)
+    await checkpointer.start()
+    return Core(settings, policy, db, keys, secrets, writer, clock, checkpointer)
 
 
 async def close_core(core: Core) -> None:
+    await core.checkpointer.stop()
     await core.writer.stop()
     await core.keys.close()
     await core.db.close()

@@ -1,13 +1,16 @@
-"""Creating the core schema on either engine; idempotent, so every start may run it."""
+"""Creating the core schema on either engine; idempotent, so every start may run it.
+
+New tables are created as they appear; a column added to a shipped table is listed in
+`tables.ADDED_COLUMNS` and added here when missing."""
 
 from __future__ import annotations
 
 from piccolo.table import Table, create_db_tables
 
-from consentry.storage.database import Database
-from consentry.storage.tables import CORE_TABLES, EXTRA_INDEXES
+from consentry.storage.database import Database, Transaction
+from consentry.storage.tables import ADDED_COLUMNS, CORE_TABLES, EXTRA_INDEXES
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> None:
@@ -15,6 +18,9 @@ async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> N
     db.bind(tables)
     await create_db_tables(*tables, if_not_exists=True)
     async with db.transaction() as tx:
+        for table, column, sql_type in ADDED_COLUMNS:
+            if column not in await _columns(tx, table):
+                await tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
         for ddl in EXTRA_INDEXES:
             await tx.execute(ddl)
         await tx.execute(
@@ -26,3 +32,15 @@ async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> N
             " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             SCHEMA_VERSION,
         )
+
+
+async def _columns(tx: Transaction, table: str) -> set[str]:
+    if tx.postgres:
+        rows = await tx.fetch(
+            "SELECT column_name AS name FROM information_schema.columns"
+            " WHERE table_name = ? AND table_schema = current_schema()",
+            table,
+        )
+    else:
+        rows = await tx.fetch(f"PRAGMA table_info({table})")
+    return {str(r["name"]) for r in rows}

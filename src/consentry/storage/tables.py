@@ -129,6 +129,37 @@ class AuditLog(Table, tablename="audit_log"):
     policy_version = Varchar(length=80)
     prev_hash = Varchar(length=64)
     hash = Varchar(length=64)
+    # ",marketing_email,analytics," : the purposes the details name, for filtering (not hashed)
+    purposes = Varchar(length=500, default="")
+
+
+class AuditCheckpoint(Table, tablename="audit_checkpoints"):
+    """A signed tree head: the Merkle root over the first `tree_size` entries."""
+
+    tree_size = BigInt(primary_key=True)
+    root = Varchar(length=64)
+    head_hash = Varchar(length=64)
+    at = Timestamptz()
+    key_id = Varchar(length=16)
+    signature = Varchar(length=100)
+
+
+class AuditNode(Table, tablename="audit_nodes"):
+    """Perfect Merkle subtrees of 256 leaves and more, so proofs need no full rebuild.
+
+    `key` packs (level, index) as level << 48 | index."""
+
+    key = BigInt(primary_key=True)
+    hash = Varchar(length=64)
+
+
+class SigningKeyRecord(Table, tablename="signing_keys"):
+    """Every public key the service has signed with: retired keys stay, old signatures verify."""
+
+    key_id = Varchar(length=16, primary_key=True)
+    public_key = Varchar(length=64)  # base64url of the raw 32-byte Ed25519 key
+    created_at = Timestamptz()
+    retired_at = Timestamptz(null=True, default=None)
 
 
 class AuditHead(Table, tablename="audit_head"):
@@ -161,6 +192,9 @@ CORE_TABLES: tuple[type[Table], ...] = (
     ApiKey,
     AuditLog,
     AuditHead,
+    AuditCheckpoint,
+    AuditNode,
+    SigningKeyRecord,
     IdempotencyKey,
     Meta,
 )
@@ -171,4 +205,10 @@ EXTRA_INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS events_subject_name_time ON events (subject_id, name, occurred_at)",
     "CREATE INDEX IF NOT EXISTS audit_log_action ON audit_log (action, seq)",
     "CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log (actor, seq)",
+    "CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at)",
+)
+
+# Columns added after a table first shipped: (table, column, SQL type and default).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("audit_log", "purposes", "VARCHAR(500) NOT NULL DEFAULT ''"),
 )

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from consentry.audit.chain import AuditDraft, AuditEntry, canonical_json, chain
+from consentry.audit.chain import AuditDraft, AuditEntry, canonical_json, chain, purposes_of
 from consentry.clock import Clock
 from consentry.storage.database import Database, Row, Transaction
 from consentry.storage.idempotency import IdempotencyScope, KeyReused, Replayed, current_scope
@@ -123,6 +123,8 @@ class Writer:
         self._last_stamp: datetime | None = None
         self.batches = 0
         self.jobs = 0
+        self.head_seq = 0  # the audit head after this writer's last commit
+        self.on_commit: list[Callable[[int], None]] = []  # called with head_seq after COMMIT
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="consentry-writer")
@@ -168,6 +170,8 @@ class Writer:
             return
         self.batches += 1
         self.jobs += len(batch)
+        for listener in self.on_commit:
+            listener(self.head_seq)
         for item in batch:
             if item.future.done():
                 continue
@@ -206,6 +210,9 @@ class Writer:
                 policy_version=self._policy_version(),
             )
             await _append(tx, entries)
+            self.head_seq = entries[-1].seq
+        else:
+            self.head_seq = int(head["seq"])
 
 
 async def _run_job(tx: WriteTx, item: _Pending[Any]) -> Any:
@@ -236,7 +243,7 @@ async def _run_job(tx: WriteTx, item: _Pending[Any]) -> Any:
 async def _append(tx: Transaction, entries: list[AuditEntry]) -> None:
     await tx.executemany(
         "INSERT INTO audit_log (seq, at, actor, action, target, details, policy_version,"
-        " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " prev_hash, hash, purposes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 e.seq,
@@ -248,6 +255,7 @@ async def _append(tx: Transaction, entries: list[AuditEntry]) -> None:
                 e.policy_version,
                 e.prev_hash,
                 e.hash,
+                purposes_of(e.details),
             )
             for e in entries
         ],
