@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 import httpx
+import pytest
 
 from consentry.api.app import create_app
 from consentry.services.access import bootstrap_admin_key
@@ -54,7 +54,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path / "data", database_url=database_url, rate_limit_per_minute=0,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        rate_limit_per_minute=0,
         log_json=True,
     )
 
@@ -77,11 +79,14 @@ async def admin_key(core: Core) -> str:
 
 
 @pytest.fixture
-async def client(core: Core, settings: Settings, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    core: Core, settings: Settings, admin_key: str
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the app in this event loop, authenticated with the bootstrap admin key."""
     app = create_app(settings, core=core)
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {admin_key}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                 headers=headers) as test_client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=headers
+    ) as test_client:
         yield test_client

@@ -191,6 +191,7 @@ async def test_missing_credential_is_a_401_before_any_parameter_check(client: Cl
     r = await client.get("/v1/customers/c-1/check", headers={"Authorization": ""})
     body = assert_problem(r, 401)
     assert "Bearer" in body["detail"]
-    r = await client.post("/v1/customers/c-1/consents", headers={"Authorization": ""},
-                          content=b"{not json")
+    r = await client.post(
+        "/v1/customers/c-1/consents", headers={"Authorization": ""}, content=b"{not json"
+    )
     assert_problem(r, 401)

@@ -47,8 +47,15 @@ async def rows_since(core: Core, seq: int) -> list[dict[str, Any]]:
 
 def to_entry(r: dict[str, Any]) -> AuditEntry:
     return AuditEntry(
-        int(r["seq"]), r["at"], r["actor"], r["action"], r["target"], json.loads(r["details"]),
-        r["policy_version"], r["prev_hash"], r["hash"],
+        int(r["seq"]),
+        r["at"],
+        r["actor"],
+        r["action"],
+        r["target"],
+        json.loads(r["details"]),
+        r["policy_version"],
+        r["prev_hash"],
+        r["hash"],
     )
 
 
@@ -59,7 +66,10 @@ async def assert_chain_verifies(core: Core) -> list[AuditEntry]:
 
 
 async def audited(
-    core: Core, call: Callable[[], Awaitable[httpx.Response]], status: int, action: str,
+    core: Core,
+    call: Callable[[], Awaitable[httpx.Response]],
+    status: int,
+    action: str,
     target: str | None = None,
 ) -> tuple[httpx.Response, dict[str, Any]]:
     """Run one request; it answers `status` and appends exactly one entry with `action`."""
@@ -97,117 +107,235 @@ async def test_every_change_appends_exactly_one_entry(
     subject by pseudonym; refused or replayed requests append none; the chain verifies."""
     admin = admin_actor(admin_key)
 
-    r, e = await audited(core, lambda: client.put(
-        "/v1/customers/c-1", json={"region": "US-CA", "identities": {"email": "a@example.com"},
-                                   "attributes": {"plan": "pro"}}), 201, "customer.created")
+    r, e = await audited(
+        core,
+        lambda: client.put(
+            "/v1/customers/c-1",
+            json={
+                "region": "US-CA",
+                "identities": {"email": "a@example.com"},
+                "attributes": {"plan": "pro"},
+            },
+        ),
+        201,
+        "customer.created",
+    )
     sid = r.json()["id"]
     subject = f"subject:{sid}"
     assert e["target"] == subject and e["actor"] == admin
     assert json.loads(e["details"]) == {"fields": ["identity.email", "plan"], "region": "US-CA"}
 
-    await audited(core, lambda: client.put(
-        "/v1/customers/c-1", json={"attributes": {"company": "Acme"}}), 200,
-        "customer.updated", subject)
+    await audited(
+        core,
+        lambda: client.put("/v1/customers/c-1", json={"attributes": {"company": "Acme"}}),
+        200,
+        "customer.updated",
+        subject,
+    )
 
-    _, e = await audited(core, lambda: client.post(
-        "/v1/customers/c-1/consents",
-        json={"decisions": [{"purpose": "analytics", "decision": "granted"},
-                            {"purpose": "marketing_email", "decision": "granted",
-                             "channel": "email"}]}), 201, "consent.recorded", subject)
+    _, e = await audited(
+        core,
+        lambda: client.post(
+            "/v1/customers/c-1/consents",
+            json={
+                "decisions": [
+                    {"purpose": "analytics", "decision": "granted"},
+                    {"purpose": "marketing_email", "decision": "granted", "channel": "email"},
+                ]
+            },
+        ),
+        201,
+        "consent.recorded",
+        subject,
+    )
     details = json.loads(e["details"])
     assert [(d["purpose"], d["decision"]) for d in details["decisions"]] == [
-        ("analytics", "granted"), ("marketing_email", "pending")]
+        ("analytics", "granted"),
+        ("marketing_email", "pending"),
+    ]
 
-    r, _ = await audited(core, lambda: client.post(
-        "/v1/customers/c-1/consents", headers={"Sec-GPC": "1"},
-        json={"decisions": [{"purpose": "personalization", "decision": "denied"}]}), 201,
-        "consent.recorded", subject)
+    r, _ = await audited(
+        core,
+        lambda: client.post(
+            "/v1/customers/c-1/consents",
+            headers={"Sec-GPC": "1"},
+            json={"decisions": [{"purpose": "personalization", "decision": "denied"}]},
+        ),
+        201,
+        "consent.recorded",
+        subject,
+    )
     assert r.json()["gpc"] == "applied"
 
-    await audited(core, lambda: client.patch(
-        "/v1/customers/c-1/preferences", json={"channels": {"sms": False},
-                                               "topics": {"newsletter": True}}), 200,
-        "preferences.changed", subject)
+    await audited(
+        core,
+        lambda: client.patch(
+            "/v1/customers/c-1/preferences",
+            json={"channels": {"sms": False}, "topics": {"newsletter": True}},
+        ),
+        200,
+        "preferences.changed",
+        subject,
+    )
 
-    await audited(core, lambda: client.post(
-        "/v1/customers/c-1/events", json={"name": "login", "properties": {"n": 1}}), 201,
-        "events.ingested", subject)
+    await audited(
+        core,
+        lambda: client.post(
+            "/v1/customers/c-1/events", json={"name": "login", "properties": {"n": 1}}
+        ),
+        201,
+        "events.ingested",
+        subject,
+    )
 
-    await audited(core, lambda: client.post(
-        "/v1/events", json={"events": [{"external_id": "c-1", "name": "a"},
-                                       {"external_id": "c-1", "name": "b"}]}), 201,
-        "events.ingested", subject)
+    await audited(
+        core,
+        lambda: client.post(
+            "/v1/events",
+            json={
+                "events": [{"external_id": "c-1", "name": "a"}, {"external_id": "c-1", "name": "b"}]
+            },
+        ),
+        201,
+        "events.ingested",
+        subject,
+    )
 
-    r, e = await audited(core, lambda: client.post(
-        "/v1/api-keys", json={"name": "backend", "scopes": ["backend:write"]}), 201,
-        "api_key.created")
+    r, e = await audited(
+        core,
+        lambda: client.post("/v1/api-keys", json={"name": "backend", "scopes": ["backend:write"]}),
+        201,
+        "api_key.created",
+    )
     key_id = r.json()["api_key"]["id"]
     assert e["target"] == f"api_key:{key_id}" and e["actor"] == admin
 
-    await audited(core, lambda: client.delete(f"/v1/api-keys/{key_id}"), 200,
-                  "api_key.revoked", f"api_key:{key_id}")
+    await audited(
+        core,
+        lambda: client.delete(f"/v1/api-keys/{key_id}"),
+        200,
+        "api_key.revoked",
+        f"api_key:{key_id}",
+    )
     # revoking again changes nothing, so records nothing
     await not_audited(core, lambda: client.delete(f"/v1/api-keys/{key_id}"), 200)
 
-    r, _ = await audited(core, lambda: client.post("/v1/customers/c-1/token", json={}), 201,
-                         "customer_token.issued", subject)
+    r, _ = await audited(
+        core,
+        lambda: client.post("/v1/customers/c-1/token", json={}),
+        201,
+        "customer_token.issued",
+        subject,
+    )
     token = r.json()["token"]
     me = {"Authorization": f"Bearer {token}"}
 
-    _, e = await audited(core, lambda: client.post(
-        "/v1/me/consents", headers=me,
-        json={"decisions": [{"purpose": "analytics", "decision": "withdrawn"}]}), 201,
-        "consent.recorded", subject)
+    _, e = await audited(
+        core,
+        lambda: client.post(
+            "/v1/me/consents",
+            headers=me,
+            json={"decisions": [{"purpose": "analytics", "decision": "withdrawn"}]},
+        ),
+        201,
+        "consent.recorded",
+        subject,
+    )
     assert e["actor"] == f"customer:{sid}"
 
-    await audited(core, lambda: client.patch(
-        "/v1/me/preferences", headers=me, json={"language": "ja"}), 200,
-        "preferences.changed", subject)
+    await audited(
+        core,
+        lambda: client.patch("/v1/me/preferences", headers=me, json={"language": "ja"}),
+        200,
+        "preferences.changed",
+        subject,
+    )
 
     # the pending marketing email grant from above, confirmed with its token
-    rec = await client.post("/v1/customers/c-1/consents", json={"decisions": [
-        {"purpose": "marketing_email", "decision": "granted"}]})
+    rec = await client.post(
+        "/v1/customers/c-1/consents",
+        json={"decisions": [{"purpose": "marketing_email", "decision": "granted"}]},
+    )
     confirmation = rec.json()["confirmations"][0]["token"]
-    _, e = await audited(core, lambda: client.post(
-        "/v1/confirmations", json={"token": confirmation}), 201, "consent.confirmed", subject)
+    _, e = await audited(
+        core,
+        lambda: client.post("/v1/confirmations", json={"token": confirmation}),
+        201,
+        "consent.confirmed",
+        subject,
+    )
     assert e["actor"] == f"customer:{sid}"
 
     # audited reads
     await audited(core, lambda: client.get("/v1/customers/c-1"), 200, "customer.read", subject)
-    _, e = await audited(core, lambda: client.post(
-        "/v1/customers/search", json={"email": "A@example.com"}), 200, "customer.read", subject)
+    _, e = await audited(
+        core,
+        lambda: client.post("/v1/customers/search", json={"email": "A@example.com"}),
+        200,
+        "customer.read",
+        subject,
+    )
     assert json.loads(e["details"])["reason"] == "lookup by email"
-    await audited(core, lambda: client.get("/v1/customers/c-1/events"), 200, "events.read",
-                  subject)
+    await audited(core, lambda: client.get("/v1/customers/c-1/events"), 200, "events.read", subject)
 
     # an idempotent retry records nothing new
     body = {"decisions": [{"purpose": "personalization", "decision": "granted"}]}
     headers = {"Idempotency-Key": "retry-1"}
-    first, _ = await audited(core, lambda: client.post(
-        "/v1/customers/c-1/consents", json=body, headers=headers), 201, "consent.recorded")
-    again = await not_audited(core, lambda: client.post(
-        "/v1/customers/c-1/consents", json=body, headers=headers), 201)
+    first, _ = await audited(
+        core,
+        lambda: client.post("/v1/customers/c-1/consents", json=body, headers=headers),
+        201,
+        "consent.recorded",
+    )
+    again = await not_audited(
+        core, lambda: client.post("/v1/customers/c-1/consents", json=body, headers=headers), 201
+    )
     assert again.json() == first.json()
-    await not_audited(core, lambda: client.post(
-        "/v1/customers/c-1/consents", json={"decisions": []}, headers=headers), 422)
+    await not_audited(
+        core,
+        lambda: client.post("/v1/customers/c-1/consents", json={"decisions": []}, headers=headers),
+        422,
+    )
 
     # refused requests record nothing
-    await not_audited(core, lambda: client.post(
-        "/v1/customers/c-1/consents",
-        json={"decisions": [{"purpose": "telepathy", "decision": "granted"}]}), 422)
-    await not_audited(core, lambda: client.post(
-        "/v1/customers/nobody/consents",
-        json={"decisions": [{"purpose": "analytics", "decision": "granted"}]}), 404)
+    await not_audited(
+        core,
+        lambda: client.post(
+            "/v1/customers/c-1/consents",
+            json={"decisions": [{"purpose": "telepathy", "decision": "granted"}]},
+        ),
+        422,
+    )
+    await not_audited(
+        core,
+        lambda: client.post(
+            "/v1/customers/nobody/consents",
+            json={"decisions": [{"purpose": "analytics", "decision": "granted"}]},
+        ),
+        404,
+    )
     await not_audited(core, lambda: client.get("/v1/customers/nobody"), 404)
-    await not_audited(core, lambda: client.post(
-        "/v1/events", json={"events": [{"external_id": "c-1", "name": "a"},
-                                       {"external_id": "nobody", "name": "b"}]}), 404)
-    await not_audited(core, lambda: client.post(
-        "/v1/confirmations", json={"token": confirmation}), 410)
+    await not_audited(
+        core,
+        lambda: client.post(
+            "/v1/events",
+            json={
+                "events": [
+                    {"external_id": "c-1", "name": "a"},
+                    {"external_id": "nobody", "name": "b"},
+                ]
+            },
+        ),
+        404,
+    )
+    await not_audited(
+        core, lambda: client.post("/v1/confirmations", json={"token": confirmation}), 410
+    )
 
     # plain reads of state are not audited entries (nothing changed, no personal fields)
-    await not_audited(core, lambda: client.get(
-        "/v1/customers/c-1/check", params={"purpose": "analytics"}), 200)
+    await not_audited(
+        core, lambda: client.get("/v1/customers/c-1/check", params={"purpose": "analytics"}), 200
+    )
 
     entries = await assert_chain_verifies(core)
     assert entries[0].action == "api_key.created"  # the bootstrap key
@@ -224,42 +352,69 @@ async def test_a_batch_of_events_for_several_customers_is_audited_per_customer(
         r = await client.put(f"/v1/customers/{ext}", json={"region": "EU"})
         ids[ext] = r.json()["id"]
     before = await last_seq(core)
-    r = await client.post("/v1/events", json={"events": [
-        {"external_id": "b-1", "name": "x"}, {"external_id": "b-2", "name": "y"},
-        {"external_id": "b-1", "name": "z"}]})
+    r = await client.post(
+        "/v1/events",
+        json={
+            "events": [
+                {"external_id": "b-1", "name": "x"},
+                {"external_id": "b-2", "name": "y"},
+                {"external_id": "b-1", "name": "z"},
+            ]
+        },
+    )
     assert r.status_code == 201, r.text
     new = await rows_since(core, before)
-    assert sorted((row["action"], row["target"], json.loads(row["details"])["count"])
-                  for row in new) == sorted([
-        ("events.ingested", f"subject:{ids['b-1']}", 2),
-        ("events.ingested", f"subject:{ids['b-2']}", 1)])
+    assert sorted(
+        (row["action"], row["target"], json.loads(row["details"])["count"]) for row in new
+    ) == sorted(
+        [
+            ("events.ingested", f"subject:{ids['b-1']}", 2),
+            ("events.ingested", f"subject:{ids['b-2']}", 1),
+        ]
+    )
     assert len({row["at"] for row in new}) == 1  # one transaction, one time
 
 
 async def test_audit_rows_hold_no_personal_data(client: Client, core: Core) -> None:
     """After creating, changing, reading, searching and consenting for a customer, no column of
     any audit row contains their email, phone, name or external id."""
-    r = await client.put(f"/v1/customers/{EXTERNAL_ID}", json={
-        "region": "EU",
-        "identities": {"email": EMAIL, "phone": PHONE},
-        "attributes": {"first_name": FIRST_NAME, "last_name": LAST_NAME, "plan": "pro"},
-    })
+    r = await client.put(
+        f"/v1/customers/{EXTERNAL_ID}",
+        json={
+            "region": "EU",
+            "identities": {"email": EMAIL, "phone": PHONE},
+            "attributes": {"first_name": FIRST_NAME, "last_name": LAST_NAME, "plan": "pro"},
+        },
+    )
     assert r.status_code == 201, r.text
     calls = [
-        client.put(f"/v1/customers/{EXTERNAL_ID}", json={
-            "identities": {"phone": PHONE}, "attributes": {"first_name": FIRST_NAME}}),
+        client.put(
+            f"/v1/customers/{EXTERNAL_ID}",
+            json={"identities": {"phone": PHONE}, "attributes": {"first_name": FIRST_NAME}},
+        ),
         client.get(f"/v1/customers/{EXTERNAL_ID}"),
         client.get(f"/v1/customers/{EXTERNAL_ID}", params={"reason": "support ticket 12"}),
         client.post("/v1/customers/search", json={"email": EMAIL}),
         client.post("/v1/customers/search", json={"phone": PHONE}),
-        client.post(f"/v1/customers/{EXTERNAL_ID}/consents", json={
-            "decisions": [{"purpose": "marketing_email", "decision": "granted"},
-                          {"purpose": "analytics", "decision": "granted"}],
-            "evidence": {"ip": "203.0.113.9", "user_agent": "Mozilla/5.0",
-                         "url": f"https://shop.example/signup?email={EMAIL}"}}),
+        client.post(
+            f"/v1/customers/{EXTERNAL_ID}/consents",
+            json={
+                "decisions": [
+                    {"purpose": "marketing_email", "decision": "granted"},
+                    {"purpose": "analytics", "decision": "granted"},
+                ],
+                "evidence": {
+                    "ip": "203.0.113.9",
+                    "user_agent": "Mozilla/5.0",
+                    "url": f"https://shop.example/signup?email={EMAIL}",
+                },
+            },
+        ),
         client.patch(f"/v1/customers/{EXTERNAL_ID}/preferences", json={"channels": {"sms": False}}),
-        client.post(f"/v1/customers/{EXTERNAL_ID}/events", json={
-            "name": "signup", "properties": {"email": EMAIL, "first_name": FIRST_NAME}}),
+        client.post(
+            f"/v1/customers/{EXTERNAL_ID}/events",
+            json={"name": "signup", "properties": {"email": EMAIL, "first_name": FIRST_NAME}},
+        ),
         client.get(f"/v1/customers/{EXTERNAL_ID}/events"),
         client.post(f"/v1/customers/{EXTERNAL_ID}/token", json={}),
     ]
@@ -269,9 +424,16 @@ async def test_audit_rows_hold_no_personal_data(client: Client, core: Core) -> N
     rows = await core.db.fetch("SELECT * FROM audit_log ORDER BY seq")
     assert len(rows) >= 1 + 1 + len(calls)  # bootstrap key, create, each call
     actions = {row["action"] for row in rows}
-    assert {"customer.created", "customer.updated", "customer.read", "consent.recorded",
-            "preferences.changed", "events.ingested", "events.read",
-            "customer_token.issued"} <= actions
+    assert {
+        "customer.created",
+        "customer.updated",
+        "customer.read",
+        "consent.recorded",
+        "preferences.changed",
+        "events.ingested",
+        "events.read",
+        "customer_token.issued",
+    } <= actions
     for row in rows:
         for column, value in row.items():
             text = str(value).lower()
@@ -286,19 +448,31 @@ async def test_audit_rows_hold_no_personal_data(client: Client, core: Core) -> N
 async def test_customer_read_is_audited(client: Client, core: Core, admin_key: str) -> None:
     """GET /v1/customers/{id} appends a customer.read entry naming the reader, the pseudonymous
     subject, the fields seen and the reason given."""
-    r = await client.put("/v1/customers/r-1", json={
-        "region": "JP", "identities": {"email": "r1@example.com"},
-        "attributes": {"first_name": "Rin", "plan": "free"}})
+    r = await client.put(
+        "/v1/customers/r-1",
+        json={
+            "region": "JP",
+            "identities": {"email": "r1@example.com"},
+            "attributes": {"first_name": "Rin", "plan": "free"},
+        },
+    )
     sid = r.json()["id"]
-    r, e = await audited(core, lambda: client.get(
-        "/v1/customers/r-1", params={"reason": "ticket 42"}), 200, "customer.read",
-        f"subject:{sid}")
+    r, e = await audited(
+        core,
+        lambda: client.get("/v1/customers/r-1", params={"reason": "ticket 42"}),
+        200,
+        "customer.read",
+        f"subject:{sid}",
+    )
     assert r.json()["identities"] == {"email": "r1@example.com"}
     assert e["actor"] == admin_actor(admin_key)
     assert json.loads(e["details"]) == {
-        "fields": ["first_name", "identity.email", "plan"], "reason": "ticket 42"}
+        "fields": ["first_name", "identity.email", "plan"],
+        "reason": "ticket 42",
+    }
     # each read is its own entry
     for _ in range(3):
-        await audited(core, lambda: client.get("/v1/customers/r-1"), 200, "customer.read",
-                      f"subject:{sid}")
+        await audited(
+            core, lambda: client.get("/v1/customers/r-1"), 200, "customer.read", f"subject:{sid}"
+        )
     await assert_chain_verifies(core)

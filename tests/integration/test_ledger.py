@@ -43,7 +43,8 @@ async def frozen_client(
         assert key is not None
         app = create_app(settings, core=core)
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
             headers={"Authorization": f"Bearer {key}"},
         ) as client:
             yield core, client
@@ -95,8 +96,9 @@ async def create_customer(client: Client, external_id: str, region: str) -> str:
     return str(r.json()["id"])
 
 
-async def check(client: Client, external_id: str, purpose: str,
-                channel: str | None = None) -> dict[str, Any]:
+async def check(
+    client: Client, external_id: str, purpose: str, channel: str | None = None
+) -> dict[str, Any]:
     params = {"purpose": purpose, **({"channel": channel} if channel else {})}
     r = await client.get(f"/v1/customers/{external_id}/check", params=params)
     assert r.status_code == 200, r.text
@@ -104,11 +106,18 @@ async def check(client: Client, external_id: str, purpose: str,
     return body
 
 
-async def record(client: Client, external_id: str, *decisions: dict[str, str],
-                 gpc: bool = False, status: int = 201) -> dict[str, Any]:
-    r = await client.post(f"/v1/customers/{external_id}/consents",
-                          json={"decisions": list(decisions)},
-                          headers={"Sec-GPC": "1"} if gpc else {})
+async def record(
+    client: Client,
+    external_id: str,
+    *decisions: dict[str, str],
+    gpc: bool = False,
+    status: int = 201,
+) -> dict[str, Any]:
+    r = await client.post(
+        f"/v1/customers/{external_id}/consents",
+        json={"decisions": list(decisions)},
+        headers={"Sec-GPC": "1"} if gpc else {},
+    )
     assert r.status_code == status, r.text
     body: dict[str, Any] = r.json()
     return body
@@ -137,7 +146,9 @@ CUSTOMERS = 3
 
 _decisions = st.lists(
     st.tuples(st.sampled_from(PAIRS), st.sampled_from(["granted", "denied", "withdrawn"])),
-    min_size=1, max_size=3, unique_by=lambda d: d[0],
+    min_size=1,
+    max_size=3,
+    unique_by=lambda d: d[0],
 )
 _customer = st.integers(0, CUSTOMERS - 1)
 _step = st.one_of(
@@ -177,8 +188,13 @@ class Model:
     def states(self, c: int) -> dict[tuple[str, str], ConsentState]:
         return {
             key: ConsentState(
-                rec["purpose"], rec["channel"], Decision(rec["decision"]), rec["legal_basis"],
-                rec["notice_version"], rec["source"], datetime.fromisoformat(rec["recorded_at"]),
+                rec["purpose"],
+                rec["channel"],
+                Decision(rec["decision"]),
+                rec["legal_basis"],
+                rec["notice_version"],
+                rec["source"],
+                datetime.fromisoformat(rec["recorded_at"]),
                 datetime.fromisoformat(rec["expires_at"]) if rec["expires_at"] else None,
                 uuid.UUID(rec["id"]),
             )
@@ -186,12 +202,21 @@ class Model:
         }
 
 
-async def run_record(client: Client, m: Model, c: int, decisions: list[tuple[tuple[str, str], str]],
-                     gpc: bool, source: str) -> None:
-    body = {"decisions": [{"purpose": p, "channel": ch, "decision": d}
-                          for (p, ch), d in decisions], "source": source}
-    r = await client.post(f"/v1/customers/{m.ext[c]}/consents", json=body,
-                          headers={"Sec-GPC": "1"} if gpc else {})
+async def run_record(
+    client: Client,
+    m: Model,
+    c: int,
+    decisions: list[tuple[tuple[str, str], str]],
+    gpc: bool,
+    source: str,
+) -> None:
+    body = {
+        "decisions": [{"purpose": p, "channel": ch, "decision": d} for (p, ch), d in decisions],
+        "source": source,
+    }
+    r = await client.post(
+        f"/v1/customers/{m.ext[c]}/consents", json=body, headers={"Sec-GPC": "1"} if gpc else {}
+    )
     assert r.status_code == 201, r.text
     out = r.json()
     recs = out["records"]
@@ -215,13 +240,18 @@ async def run_record(client: Client, m: Model, c: int, decisions: list[tuple[tup
             assert out["gpc"] == "already_opted_out" and len(recs) == len(expected)
         else:
             assert out["gpc"] == "applied"
-            [extra] = recs[len(expected):]
+            [extra] = recs[len(expected) :]
             assert (extra["purpose"], extra["channel"], extra["decision"], extra["source"]) == (
-                "sale_or_share", "", "withdrawn", "gpc")
+                "sale_or_share",
+                "",
+                "withdrawn",
+                "gpc",
+            )
             m.add(c, extra)
     pending = [x for x in recs if x["decision"] == "pending"]
     assert [(x["purpose"], x["channel"]) for x in out["confirmations"]] == [
-        (x["purpose"], x["channel"]) for x in pending]
+        (x["purpose"], x["channel"]) for x in pending
+    ]
     for conf in out["confirmations"]:
         m.tokens.append((c, conf["token"], conf["purpose"], conf["channel"]))
 
@@ -232,8 +262,11 @@ async def run_step(client: Client, core: Core, m: Model, step: tuple[Any, ...]) 
         _, c, decisions, gpc, source = step
         await run_record(client, m, c, decisions, gpc, source)
     elif kind == "gpc":
-        r = await client.post(f"/v1/customers/{m.ext[step[1]]}/consents",
-                              json={"decisions": []}, headers={"Sec-GPC": "1"})
+        r = await client.post(
+            f"/v1/customers/{m.ext[step[1]]}/consents",
+            json={"decisions": []},
+            headers={"Sec-GPC": "1"},
+        )
         assert r.status_code == 201, r.text
         gpc_out = r.json()
         c = step[1]
@@ -246,7 +279,10 @@ async def run_step(client: Client, core: Core, m: Model, step: tuple[Any, ...]) 
             else:
                 [rec] = gpc_out["records"]
                 assert (rec["purpose"], rec["decision"], rec["source"]) == (
-                    "sale_or_share", "withdrawn", "gpc")
+                    "sale_or_share",
+                    "withdrawn",
+                    "gpc",
+                )
                 m.add(c, rec)
     elif kind == "confirm":
         if not m.tokens:
@@ -263,7 +299,11 @@ async def run_step(client: Client, core: Core, m: Model, step: tuple[Any, ...]) 
         assert r.status_code == 201, r.text
         rec = r.json()
         assert (rec["purpose"], rec["channel"], rec["decision"], rec["source"]) == (
-            purpose, channel, "granted", "double_opt_in")
+            purpose,
+            channel,
+            "granted",
+            "double_opt_in",
+        )
         assert rec["actor"] == f"customer:{m.sid[c]}"
         m.used.add(token)
         m.add(c, rec)
@@ -274,16 +314,23 @@ async def run_step(client: Client, core: Core, m: Model, step: tuple[Any, ...]) 
         m.region[c] = region
     elif kind == "switch":
         _, c, channel, on = step
-        r = await client.patch(f"/v1/customers/{m.ext[c]}/preferences",
-                               json={"channels": {channel: on}})
+        r = await client.patch(
+            f"/v1/customers/{m.ext[c]}/preferences", json={"channels": {channel: on}}
+        )
         assert r.status_code == 200, r.text
         m.switches[c][channel] = on
     elif kind == "check":
         _, c, (purpose, channel) = step
         got = await check(client, m.ext[c], purpose, channel or None)
-        want = evaluate(core.policy, region=m.region[c], purpose=purpose,
-                        channel=channel or None, states=m.states(c),
-                        preferences=Preferences(channels=dict(m.switches[c])), now=core.clock())
+        want = evaluate(
+            core.policy,
+            region=m.region[c],
+            purpose=purpose,
+            channel=channel or None,
+            states=m.states(c),
+            preferences=Preferences(channels=dict(m.switches[c])),
+            now=core.clock(),
+        )
         assert (got["decision"] == "allow") is want.allowed, (got, want)
         assert codes(got) == want.codes
     else:
@@ -293,8 +340,11 @@ async def run_step(client: Client, core: Core, m: Model, step: tuple[Any, ...]) 
 @settings(
     max_examples=25,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 @given(program=_program)
 async def test_random_decisions_keep_ledger_and_state_in_step(
@@ -309,8 +359,7 @@ async def test_random_decisions_keep_ledger_and_state_in_step(
     tag = uuid.uuid4().hex[:10]
     ext = [f"p-{tag}-{i}" for i in range(CUSTOMERS)]
     sid = [await create_customer(client, e, r) for e, r in zip(ext, regions, strict=True)]
-    m = Model(ext, sid, list(regions), [{} for _ in ext],
-              [[] for _ in ext], [{} for _ in ext])
+    m = Model(ext, sid, list(regions), [{} for _ in ext], [[] for _ in ext], [{} for _ in ext])
 
     for step in steps:
         await run_step(client, core, m, step)
@@ -327,8 +376,9 @@ async def test_random_decisions_keep_ledger_and_state_in_step(
         assert [x["id"] for x in r.json()["items"]] == [x["id"] for x in m.records[c]]
         # the current state is the latest reported record per (purpose, channel)
         r = await client.get(f"/v1/customers/{ext[c]}/consents")
-        state = {(x["purpose"], x["channel"]): (x["decision"], x["record_id"])
-                 for x in r.json()["items"]}
+        state = {
+            (x["purpose"], x["channel"]): (x["decision"], x["record_id"]) for x in r.json()["items"]
+        }
         assert state == {k: (v["decision"], v["id"]) for k, v in m.latest[c].items()}
     assert len(after) - len(before) == sum(len(x) for x in m.records)
 
@@ -340,11 +390,13 @@ async def test_no_api_path_changes_old_ledger_rows(client: Client, core: Core) -
     """Every kind of request that touches a customer leaves existing ledger rows as they were."""
     await guard_append_only(core)
     await create_customer(client, "a-1", "US-CA")
-    first = await record(client, "a-1",
-                         {"purpose": "marketing_email", "decision": "granted"},
-                         {"purpose": "analytics", "decision": "granted"},
-                         {"purpose": "product_updates", "decision": "withdrawn",
-                          "channel": "push"})
+    first = await record(
+        client,
+        "a-1",
+        {"purpose": "marketing_email", "decision": "granted"},
+        {"purpose": "analytics", "decision": "granted"},
+        {"purpose": "product_updates", "decision": "withdrawn", "channel": "push"},
+    )
     token = first["confirmations"][0]["token"]
     snapshot = await ledger_rows(core)
     assert len(snapshot) == 3
@@ -354,11 +406,18 @@ async def test_no_api_path_changes_old_ledger_rows(client: Client, core: Core) -
     calls = [
         lambda: client.put("/v1/customers/a-1", json={"region": "EU", "attributes": {"plan": "x"}}),
         lambda: client.put("/v1/customers/a-1", json={"region": "US-CA"}),
-        lambda: client.post("/v1/customers/a-1/consents", json={"decisions": [
-            {"purpose": "analytics", "decision": "withdrawn"},
-            {"purpose": "marketing_email", "decision": "denied", "channel": "email"}]}),
-        lambda: client.post("/v1/customers/a-1/consents", json={"decisions": []},
-                            headers={"Sec-GPC": "1"}),
+        lambda: client.post(
+            "/v1/customers/a-1/consents",
+            json={
+                "decisions": [
+                    {"purpose": "analytics", "decision": "withdrawn"},
+                    {"purpose": "marketing_email", "decision": "denied", "channel": "email"},
+                ]
+            },
+        ),
+        lambda: client.post(
+            "/v1/customers/a-1/consents", json={"decisions": []}, headers={"Sec-GPC": "1"}
+        ),
         lambda: client.post("/v1/confirmations", json={"token": token}),
         lambda: client.post("/v1/confirmations", json={"token": token}),
         lambda: client.patch("/v1/customers/a-1/preferences", json={"channels": {"email": False}}),
@@ -367,12 +426,21 @@ async def test_no_api_path_changes_old_ledger_rows(client: Client, core: Core) -
         lambda: client.get("/v1/customers/a-1/consents"),
         lambda: client.get("/v1/customers/a-1/consents/history"),
         lambda: client.get("/v1/customers/a-1/check", params={"purpose": "analytics"}),
-        lambda: client.post("/v1/me/consents", headers=me, json={"decisions": [
-            {"purpose": "analytics", "decision": "granted"}]}),
+        lambda: client.post(
+            "/v1/me/consents",
+            headers=me,
+            json={"decisions": [{"purpose": "analytics", "decision": "granted"}]},
+        ),
         lambda: client.patch("/v1/me/preferences", headers=me, json={"channels": {"sms": False}}),
         lambda: client.get("/v1/me/consents/history", headers=me),
-        lambda: client.post("/v1/customers/a-1/consents", json={"decisions": [
-            {"purpose": "analytics", "decision": "granted", "notice_version": "9"}]}),
+        lambda: client.post(
+            "/v1/customers/a-1/consents",
+            json={
+                "decisions": [
+                    {"purpose": "analytics", "decision": "granted", "notice_version": "9"}
+                ]
+            },
+        ),
     ]
     statuses = []
     for call in calls:
@@ -397,7 +465,11 @@ async def test_append_only_guard_is_real(core: Core) -> None:
             "INSERT INTO consent_records (id, subject_id, purpose, channel, decision, legal_basis,"
             " notice_version, notice_hash, language, policy_version, source, actor, recorded_at,"
             " evidence) VALUES (?, ?, 'analytics', '', 'denied', 'consent', '1', '', 'en', 'v',"
-            " 'api', 'x', ?, '{}')", uuid.uuid4(), uuid.uuid4(), START)
+            " 'api', 'x', ?, '{}')",
+            uuid.uuid4(),
+            uuid.uuid4(),
+            START,
+        )
         await tx.execute("UPDATE consent_records SET decision = 'granted'")
 
     try:
@@ -418,8 +490,9 @@ async def test_double_opt_in(settings: Settings) -> None:
     clock = FrozenClock(START)
     async with frozen_client(settings, clock) as (core, client):
         await create_customer(client, "d-1", "EU")
-        out = await record(client, "d-1", {"purpose": "marketing_email", "decision": "granted",
-                                           "channel": "email"})
+        out = await record(
+            client, "d-1", {"purpose": "marketing_email", "decision": "granted", "channel": "email"}
+        )
         [rec] = out["records"]
         assert (rec["decision"], rec["expires_at"]) == ("pending", None)
         [conf] = out["confirmations"]
@@ -435,7 +508,10 @@ async def test_double_opt_in(settings: Settings) -> None:
         assert r.status_code == 201, r.text
         granted = r.json()
         assert (granted["decision"], granted["source"], granted["channel"]) == (
-            "granted", "double_opt_in", "email")
+            "granted",
+            "double_opt_in",
+            "email",
+        )
         v = await check(client, "d-1", "marketing_email", "email")
         assert (v["decision"], codes(v)) == ("allow", ["granted"])
 
@@ -485,7 +561,11 @@ async def test_gpc_for_a_californian(client: Client, core: Core) -> None:
     assert out["gpc"] == "applied"
     [rec] = out["records"]
     assert (rec["purpose"], rec["channel"], rec["decision"], rec["source"]) == (
-        "sale_or_share", "", "withdrawn", "gpc")
+        "sale_or_share",
+        "",
+        "withdrawn",
+        "gpc",
+    )
     v = await check(client, "g-ca", "sale_or_share")
     assert (v["decision"], codes(v)) == ("deny", ["withdrawn"])
 
@@ -493,12 +573,19 @@ async def test_gpc_for_a_californian(client: Client, core: Core) -> None:
     assert (again["gpc"], again["records"]) == ("already_opted_out", [])
 
     # alongside decisions: they are recorded, and the signal still wins for sale/share
-    out = await record(client, "g-ca", {"purpose": "sale_or_share", "decision": "granted"},
-                       {"purpose": "analytics", "decision": "granted"}, gpc=True)
+    out = await record(
+        client,
+        "g-ca",
+        {"purpose": "sale_or_share", "decision": "granted"},
+        {"purpose": "analytics", "decision": "granted"},
+        gpc=True,
+    )
     assert out["gpc"] == "applied"
     assert [(x["purpose"], x["decision"], x["source"]) for x in out["records"]] == [
-        ("sale_or_share", "granted", "api"), ("analytics", "granted", "api"),
-        ("sale_or_share", "withdrawn", "gpc")]
+        ("sale_or_share", "granted", "api"),
+        ("analytics", "granted", "api"),
+        ("sale_or_share", "withdrawn", "gpc"),
+    ]
     v = await check(client, "g-ca", "sale_or_share")
     assert (v["decision"], codes(v)) == ("deny", ["withdrawn"])
     rows = await core.db.fetch("SELECT source FROM consent_records WHERE purpose = 'sale_or_share'")
@@ -532,10 +619,13 @@ async def test_marketing_email_grant_expires_after_730_days(settings: Settings) 
     clock = FrozenClock(START)
     async with frozen_client(settings, clock) as (core, client):
         await create_customer(client, "e-1", "EU")
-        out = await record(client, "e-1", {"purpose": "marketing_email", "decision": "granted"},
-                           {"purpose": "analytics", "decision": "granted"})
-        r = await client.post("/v1/confirmations",
-                              json={"token": out["confirmations"][0]["token"]})
+        out = await record(
+            client,
+            "e-1",
+            {"purpose": "marketing_email", "decision": "granted"},
+            {"purpose": "analytics", "decision": "granted"},
+        )
+        r = await client.post("/v1/confirmations", json={"token": out["confirmations"][0]["token"]})
         assert r.status_code == 201, r.text
         granted = r.json()
         expires = datetime.fromisoformat(granted["expires_at"])
@@ -558,8 +648,7 @@ async def test_marketing_email_grant_expires_after_730_days(settings: Settings) 
 
         # renewing is a new grant (pending, then confirmed) with a new two-year term
         out = await record(client, "e-1", {"purpose": "marketing_email", "decision": "granted"})
-        r = await client.post("/v1/confirmations",
-                              json={"token": out["confirmations"][0]["token"]})
+        r = await client.post("/v1/confirmations", json={"token": out["confirmations"][0]["token"]})
         assert r.status_code == 201, r.text
         v = await check(client, "e-1", "marketing_email", "email")
         assert (v["decision"], codes(v)) == ("allow", ["granted"])

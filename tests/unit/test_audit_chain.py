@@ -111,8 +111,17 @@ def _mutate(entry: AuditEntry, field: str) -> AuditEntry:
     raise AssertionError(field)
 
 
-FIELDS = ["actor", "action", "target", "details", "at", "seq", "policy_version", "hash",
-          "prev_hash"]
+FIELDS = [
+    "actor",
+    "action",
+    "target",
+    "details",
+    "at",
+    "seq",
+    "policy_version",
+    "hash",
+    "prev_hash",
+]
 
 
 @pytest.mark.parametrize("field", FIELDS)
@@ -213,7 +222,7 @@ def test_forged_insertion_breaks_at_the_displaced_entry() -> None:
 # -- property ------------------------------------------------------------------------------------
 
 _text = st.text(min_size=1, max_size=12)
-_json_scalar = st.one_of(st.integers(-10**6, 10**6), st.booleans(), st.none(), _text)
+_json_scalar = st.one_of(st.integers(-(10**6), 10**6), st.booleans(), st.none(), _text)
 _details = st.dictionaries(
     st.text(min_size=1, max_size=8),
     st.one_of(_json_scalar, st.lists(_json_scalar, max_size=3)),
@@ -250,8 +259,9 @@ def _mutated(draw: st.DrawFn) -> tuple[list[AuditEntry], int]:
             delta = draw(st.integers(1, 10**9).map(lambda us: timedelta(microseconds=us)))
             got[pos] = dataclasses.replace(e, at=e.at + delta * draw(st.sampled_from([1, -1])))
         elif field == "seq":
-            got[pos] = dataclasses.replace(e, seq=draw(st.integers(-5, 100).filter(
-                lambda s: s != e.seq)))
+            got[pos] = dataclasses.replace(
+                e, seq=draw(st.integers(-5, 100).filter(lambda s: s != e.seq))
+            )
         else:
             got[pos] = _mutate(e, field)
         return got, pos + 1
@@ -285,5 +295,6 @@ def test_any_single_change_is_reported_at_its_position(case: tuple[list[AuditEnt
 @given(_drafts, _times)
 def test_unchanged_chains_always_verify(ds: list[AuditDraft], at: datetime) -> None:
     """Any list of drafts chains into entries that verify."""
-    assert verify(chain(ds, head_seq=0, head_hash=GENESIS_HASH, at=at, policy_version=POLICY)) \
-        is None
+    assert (
+        verify(chain(ds, head_seq=0, head_hash=GENESIS_HASH, at=at, policy_version=POLICY)) is None
+    )

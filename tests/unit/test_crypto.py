@@ -234,7 +234,9 @@ def test_blind_index_differs_for_different_values_and_keys() -> None:
 def test_blind_index_kinds_never_collide() -> None:
     """The same text under two kinds of identity gives different indexes."""
     key = os.urandom(32)
-    assert blind_index(key, "email", "ann@example.com") != blind_index(key, "login", "ann@example.com")
+    assert blind_index(key, "email", "ann@example.com") != blind_index(
+        key, "login", "ann@example.com"
+    )
     assert blind_index(key, "phone", "+15551234567") != blind_index(key, "account", "+15551234567")
 
 

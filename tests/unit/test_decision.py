@@ -82,71 +82,227 @@ class Case:
 
 CASES = [
     Case("unknown purpose", "telepathy", False, "unknown_purpose"),
-    Case("unknown channel", "marketing_email", False, "unknown_channel", channel="pigeon",
-         records=[state("marketing_email", "granted", expires_in_days=100)]),
-    Case("channel the purpose may not use", "marketing_email", False, "channel_not_allowed",
-         channel="sms", records=[state("marketing_email", "granted", expires_in_days=100)]),
-    Case("a purpose without channels may use none", "analytics", False, "channel_not_allowed",
-         channel="email", records=[state("analytics", "granted")]),
-    Case("unknown topic", "marketing_email", False, "unknown_topic", channel="email",
-         topic="horoscopes", records=[state("marketing_email", "granted", expires_in_days=100)]),
-    Case("topic of another purpose", "marketing_email", False, "unknown_topic", channel="email",
-         topic="release_notes", records=[state("marketing_email", "granted", expires_in_days=1)]),
-    Case("channel switched off beats consent", "marketing_email", False, "channel_off",
-         channel="email", records=[state("marketing_email", "granted", expires_in_days=100)],
-         prefs=Preferences(channels={"email": False})),
-    Case("channel switched off beats legitimate interest", "product_updates", False,
-         "channel_off", channel="email", prefs=Preferences(channels={"email": False})),
-    Case("topic switched off", "marketing_email", False, "topic_off", channel="email",
-         topic="newsletter", records=[state("marketing_email", "granted", expires_in_days=100)],
-         prefs=Preferences(topics={"newsletter": False, "offers": True})),
-    Case("contract basis ignores switches and records", "essential", True, "legal_basis",
-         channel="email", records=[state("essential", "withdrawn")],
-         prefs=Preferences(channels={"email": False})),
-    Case("granted under the current notice", "marketing_email", True, "granted",
-         channel="email", records=[state("marketing_email", "granted", expires_in_days=100)]),
-    Case("granted, topic switched on", "marketing_email", True, "granted", channel="email",
-         topic="offers", records=[state("marketing_email", "granted", expires_in_days=100)],
-         prefs=Preferences(topics={"offers": True})),
-    Case("granted analytics (JP)", "analytics", True, "granted", region="JP",
-         records=[state("analytics", "granted")]),
+    Case(
+        "unknown channel",
+        "marketing_email",
+        False,
+        "unknown_channel",
+        channel="pigeon",
+        records=[state("marketing_email", "granted", expires_in_days=100)],
+    ),
+    Case(
+        "channel the purpose may not use",
+        "marketing_email",
+        False,
+        "channel_not_allowed",
+        channel="sms",
+        records=[state("marketing_email", "granted", expires_in_days=100)],
+    ),
+    Case(
+        "a purpose without channels may use none",
+        "analytics",
+        False,
+        "channel_not_allowed",
+        channel="email",
+        records=[state("analytics", "granted")],
+    ),
+    Case(
+        "unknown topic",
+        "marketing_email",
+        False,
+        "unknown_topic",
+        channel="email",
+        topic="horoscopes",
+        records=[state("marketing_email", "granted", expires_in_days=100)],
+    ),
+    Case(
+        "topic of another purpose",
+        "marketing_email",
+        False,
+        "unknown_topic",
+        channel="email",
+        topic="release_notes",
+        records=[state("marketing_email", "granted", expires_in_days=1)],
+    ),
+    Case(
+        "channel switched off beats consent",
+        "marketing_email",
+        False,
+        "channel_off",
+        channel="email",
+        records=[state("marketing_email", "granted", expires_in_days=100)],
+        prefs=Preferences(channels={"email": False}),
+    ),
+    Case(
+        "channel switched off beats legitimate interest",
+        "product_updates",
+        False,
+        "channel_off",
+        channel="email",
+        prefs=Preferences(channels={"email": False}),
+    ),
+    Case(
+        "topic switched off",
+        "marketing_email",
+        False,
+        "topic_off",
+        channel="email",
+        topic="newsletter",
+        records=[state("marketing_email", "granted", expires_in_days=100)],
+        prefs=Preferences(topics={"newsletter": False, "offers": True}),
+    ),
+    Case(
+        "contract basis ignores switches and records",
+        "essential",
+        True,
+        "legal_basis",
+        channel="email",
+        records=[state("essential", "withdrawn")],
+        prefs=Preferences(channels={"email": False}),
+    ),
+    Case(
+        "granted under the current notice",
+        "marketing_email",
+        True,
+        "granted",
+        channel="email",
+        records=[state("marketing_email", "granted", expires_in_days=100)],
+    ),
+    Case(
+        "granted, topic switched on",
+        "marketing_email",
+        True,
+        "granted",
+        channel="email",
+        topic="offers",
+        records=[state("marketing_email", "granted", expires_in_days=100)],
+        prefs=Preferences(topics={"offers": True}),
+    ),
+    Case(
+        "granted analytics (JP)",
+        "analytics",
+        True,
+        "granted",
+        region="JP",
+        records=[state("analytics", "granted")],
+    ),
     Case("refused", "analytics", False, "denied", records=[state("analytics", "denied")]),
-    Case("refused in an opt-out region", "sale_or_share", False, "denied", region="US-CA",
-         records=[state("sale_or_share", "denied")]),
-    Case("withdrawn", "marketing_email", False, "withdrawn", channel="email",
-         records=[state("marketing_email", "withdrawn")]),
-    Case("objection to legitimate interest", "product_updates", False, "withdrawn",
-         channel="push", records=[state("product_updates", "withdrawn")]),
-    Case("expired a second ago", "marketing_email", False, "expired", channel="email",
-         records=[state("marketing_email", "granted", expires_in_days=-1 / 86400)]),
-    Case("expires exactly now", "marketing_email", False, "expired", channel="email",
-         records=[state("marketing_email", "granted", expires_in_days=0)]),
-    Case("pending double opt-in", "marketing_email", False, "pending", channel="email",
-         records=[state("marketing_email", "pending")]),
-    Case("granted under an older notice", "marketing_email", False, "notice_outdated",
-         channel="email", records=[state("marketing_email", "granted", notice="1",
-                                         expires_in_days=100)]),
-    Case("opt-out region, nothing recorded, region default", "sale_or_share", True,
-         "region_default_allow", region="US-CA"),
-    Case("opt-out model, nothing recorded", "analytics", True, "region_default_allow",
-         region="US"),
-    Case("opt-in region, nothing recorded", "marketing_email", False, "region_default_deny",
-         channel="email"),
+    Case(
+        "refused in an opt-out region",
+        "sale_or_share",
+        False,
+        "denied",
+        region="US-CA",
+        records=[state("sale_or_share", "denied")],
+    ),
+    Case(
+        "withdrawn",
+        "marketing_email",
+        False,
+        "withdrawn",
+        channel="email",
+        records=[state("marketing_email", "withdrawn")],
+    ),
+    Case(
+        "objection to legitimate interest",
+        "product_updates",
+        False,
+        "withdrawn",
+        channel="push",
+        records=[state("product_updates", "withdrawn")],
+    ),
+    Case(
+        "expired a second ago",
+        "marketing_email",
+        False,
+        "expired",
+        channel="email",
+        records=[state("marketing_email", "granted", expires_in_days=-1 / 86400)],
+    ),
+    Case(
+        "expires exactly now",
+        "marketing_email",
+        False,
+        "expired",
+        channel="email",
+        records=[state("marketing_email", "granted", expires_in_days=0)],
+    ),
+    Case(
+        "pending double opt-in",
+        "marketing_email",
+        False,
+        "pending",
+        channel="email",
+        records=[state("marketing_email", "pending")],
+    ),
+    Case(
+        "granted under an older notice",
+        "marketing_email",
+        False,
+        "notice_outdated",
+        channel="email",
+        records=[state("marketing_email", "granted", notice="1", expires_in_days=100)],
+    ),
+    Case(
+        "opt-out region, nothing recorded, region default",
+        "sale_or_share",
+        True,
+        "region_default_allow",
+        region="US-CA",
+    ),
+    Case("opt-out model, nothing recorded", "analytics", True, "region_default_allow", region="US"),
+    Case(
+        "opt-in region, nothing recorded",
+        "marketing_email",
+        False,
+        "region_default_deny",
+        channel="email",
+    ),
     Case("sale_or_share has no EU default", "sale_or_share", False, "region_default_deny"),
-    Case("no region: the default region (OTHER, opt-in)", "analytics", False,
-         "region_default_deny", region=None),
-    Case("region missing from the policy", "sale_or_share", False, "region_default_deny",
-         region="ATLANTIS"),
-    Case("legitimate interest, nothing recorded", "product_updates", True,
-         "legitimate_interest", channel="in_app"),
-    Case("legitimate interest in an unknown region", "product_updates", True,
-         "legitimate_interest", region="ATLANTIS"),
+    Case(
+        "no region: the default region (OTHER, opt-in)",
+        "analytics",
+        False,
+        "region_default_deny",
+        region=None,
+    ),
+    Case(
+        "region missing from the policy",
+        "sale_or_share",
+        False,
+        "region_default_deny",
+        region="ATLANTIS",
+    ),
+    Case(
+        "legitimate interest, nothing recorded",
+        "product_updates",
+        True,
+        "legitimate_interest",
+        channel="in_app",
+    ),
+    Case(
+        "legitimate interest in an unknown region",
+        "product_updates",
+        True,
+        "legitimate_interest",
+        region="ATLANTIS",
+    ),
     Case("unknown capability", "", False, "unknown_capability", capability="mind.reading"),
-    Case("gated capability, consent given", "marketing_email", True, "granted",
-         capability="segments.membership",
-         records=[state("marketing_email", "granted", expires_in_days=100)]),
-    Case("gated capability, nothing recorded", "analytics", False, "region_default_deny",
-         capability="analytics.track"),
+    Case(
+        "gated capability, consent given",
+        "marketing_email",
+        True,
+        "granted",
+        capability="segments.membership",
+        records=[state("marketing_email", "granted", expires_in_days=100)],
+    ),
+    Case(
+        "gated capability, nothing recorded",
+        "analytics",
+        False,
+        "region_default_deny",
+        capability="analytics.track",
+    ),
 ]
 
 
@@ -154,14 +310,25 @@ def run(case: Case) -> Verdict:
     states = {s.key: s for s in case.records}
     if case.capability is not None:
         verdicts = evaluate_capability(
-            POLICY, case.capability, region=case.region, channel=case.channel, states=states,
-            preferences=case.prefs, now=NOW,
+            POLICY,
+            case.capability,
+            region=case.region,
+            channel=case.channel,
+            states=states,
+            preferences=case.prefs,
+            now=NOW,
         )
         assert len(verdicts) == 1
         return verdicts[0]
     return evaluate(
-        POLICY, region=case.region, purpose=case.purpose, channel=case.channel,
-        topic=case.topic, states=states, preferences=case.prefs, now=NOW,
+        POLICY,
+        region=case.region,
+        purpose=case.purpose,
+        channel=case.channel,
+        topic=case.topic,
+        states=states,
+        preferences=case.prefs,
+        now=NOW,
     )
 
 
@@ -201,16 +368,32 @@ def test_every_gate_names_known_purposes() -> None:
 # -- purpose-wide and channel-specific records combine by most recent ---------------------------
 
 
-def _two(general: str, general_days_ago: float, specific: str, specific_days_ago: float,
-         region: str = "EU") -> Verdict:
+def _two(
+    general: str,
+    general_days_ago: float,
+    specific: str,
+    specific_days_ago: float,
+    region: str = "EU",
+) -> Verdict:
     records = [
         state("marketing_email", general, days_ago=general_days_ago, expires_in_days=100),
-        state("marketing_email", specific, channel="email", days_ago=specific_days_ago,
-              expires_in_days=100),
+        state(
+            "marketing_email",
+            specific,
+            channel="email",
+            days_ago=specific_days_ago,
+            expires_in_days=100,
+        ),
     ]
     # expiry is only set on grants in practice; here it is harmless on other decisions
-    return evaluate(POLICY, region=region, purpose="marketing_email", channel="email",
-                    states={s.key: s for s in records}, now=NOW)
+    return evaluate(
+        POLICY,
+        region=region,
+        purpose="marketing_email",
+        channel="email",
+        states={s.key: s for s in records},
+        now=NOW,
+    )
 
 
 def test_later_channel_withdrawal_beats_earlier_purpose_grant() -> None:
@@ -240,22 +423,36 @@ def test_later_purpose_withdrawal_beats_earlier_channel_grant() -> None:
 def test_a_record_for_another_channel_does_not_count() -> None:
     """A grant recorded for one channel does not cover another channel of the purpose."""
     records = [state("product_updates", "withdrawn", channel="push")]
-    v = evaluate(POLICY, region="EU", purpose="product_updates", channel="email",
-                 states={s.key: s for s in records}, now=NOW)
+    v = evaluate(
+        POLICY,
+        region="EU",
+        purpose="product_updates",
+        channel="email",
+        states={s.key: s for s in records},
+        now=NOW,
+    )
     assert v.allowed and v.codes == ["legitimate_interest"]
-    v = evaluate(POLICY, region="EU", purpose="product_updates", channel="push",
-                 states={s.key: s for s in records}, now=NOW)
+    v = evaluate(
+        POLICY,
+        region="EU",
+        purpose="product_updates",
+        channel="push",
+        states={s.key: s for s in records},
+        now=NOW,
+    )
     assert not v.allowed and v.codes == ["withdrawn"]
 
 
 def test_without_a_channel_any_record_of_the_purpose_counts() -> None:
     """Asked about the purpose as a whole, a withdrawal on its only channel is not ignored."""
     records = [state("marketing_email", "withdrawn", channel="email")]
-    v = evaluate(POLICY, region="US", purpose="marketing_email",
-                 states={s.key: s for s in records}, now=NOW)
+    v = evaluate(
+        POLICY, region="US", purpose="marketing_email", states={s.key: s for s in records}, now=NOW
+    )
     assert not v.allowed and v.codes == ["withdrawn"]
-    verdicts = evaluate_capability(POLICY, "segments.membership", region="US",
-                                   states={s.key: s for s in records}, now=NOW)
+    verdicts = evaluate_capability(
+        POLICY, "segments.membership", region="US", states={s.key: s for s in records}, now=NOW
+    )
     assert not all(x.allowed for x in verdicts)
 
 
@@ -293,20 +490,31 @@ _region = st.one_of(
     st.none(),
     st.text(max_size=8).filter(lambda r: r not in POLICY.regions),
 )
-_now = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1),
-                    timezones=st.just(UTC))
+_now = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
 
 
 @settings(max_examples=400, deadline=None)
 @given(_question(), _region, _prefs, _now)
 def test_no_records_in_an_opt_in_region_never_allows_consent_purposes(
-    question: tuple[str, str | None, str | None], region: str | None, prefs: Preferences,
+    question: tuple[str, str | None, str | None],
+    region: str | None,
+    prefs: Preferences,
     now: datetime,
 ) -> None:
     """With no consent records, an opt-in (or unknown) region never allows a consent purpose."""
     purpose, channel, topic = question
-    v = evaluate(POLICY, region=region, purpose=purpose, channel=channel, topic=topic,
-                 states={}, preferences=prefs, now=now)
+    v = evaluate(
+        POLICY,
+        region=region,
+        purpose=purpose,
+        channel=channel,
+        topic=topic,
+        states={},
+        preferences=prefs,
+        now=now,
+    )
     assert not v.allowed
     assert v.reasons and all(r.message.startswith("denied") for r in v.reasons)
 
@@ -319,15 +527,14 @@ def test_no_records_no_capability_needing_consent_runs(
     """No gate whose purposes include a consent purpose opens without records in opt-in regions."""
     _, channel, _ = question
     for capability, purposes in POLICY.gates.items():
-        verdicts = evaluate_capability(POLICY, capability, region=region, channel=channel,
-                                       states={}, now=now)
+        verdicts = evaluate_capability(
+            POLICY, capability, region=region, channel=channel, states={}, now=now
+        )
         if any(p in CONSENT_PURPOSES for p in purposes):
             assert not all(v.allowed for v in verdicts), capability
 
 
-_grant_everything = {
-    (p, ""): state(p, "granted", expires_in_days=10_000) for p in POLICY.purposes
-}
+_grant_everything = {(p, ""): state(p, "granted", expires_in_days=10_000) for p in POLICY.purposes}
 
 
 @settings(max_examples=300, deadline=None)
@@ -336,16 +543,31 @@ _grant_everything = {
     st.one_of(st.none(), st.sampled_from(list(POLICY.channels))),
     st.sampled_from([*POLICY.regions, None]),
 )
-def test_unknown_purpose_is_always_denied(purpose: str, channel: str | None,
-                                          region: str | None) -> None:
+def test_unknown_purpose_is_always_denied(
+    purpose: str, channel: str | None, region: str | None
+) -> None:
     """Any purpose string not in the policy is denied (unknown_purpose), whatever is recorded."""
     states = dict(_grant_everything)
     states[(purpose, "")] = ConsentState(
-        purpose, "", Decision.GRANTED, "consent", "1", "api", NOW - timedelta(days=1), None,
+        purpose,
+        "",
+        Decision.GRANTED,
+        "consent",
+        "1",
+        "api",
+        NOW - timedelta(days=1),
+        None,
         uuid.uuid4(),
     )
-    v = evaluate(POLICY, region=region, purpose=purpose, channel=channel, states=states,
-                 preferences=Preferences(channels={c: True for c in POLICY.channels}), now=NOW)
+    v = evaluate(
+        POLICY,
+        region=region,
+        purpose=purpose,
+        channel=channel,
+        states=states,
+        preferences=Preferences(channels={c: True for c in POLICY.channels}),
+        now=NOW,
+    )
     assert not v.allowed
     assert v.codes == ["unknown_purpose"]
     assert v.legal_basis is None
@@ -355,7 +577,8 @@ def test_unknown_purpose_is_always_denied(purpose: str, channel: str | None,
 @given(st.text(max_size=40).filter(lambda c: c not in POLICY.gates))
 def test_unknown_capability_is_always_denied(capability: str) -> None:
     """Any capability without a gate is denied (unknown_capability), even with every grant."""
-    verdicts = evaluate_capability(POLICY, capability, region="US", states=_grant_everything,
-                                   now=NOW)
+    verdicts = evaluate_capability(
+        POLICY, capability, region="US", states=_grant_everything, now=NOW
+    )
     assert [v.allowed for v in verdicts] == [False]
     assert verdicts[0].codes == ["unknown_capability"]
