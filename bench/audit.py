@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg
 
-from consentry.audit.chain import GENESIS_HASH, AuditDraft, chain, purposes_of
+from consentry.audit.chain import GENESIS_HASH, AuditDraft, canonical_json, chain, purposes_of
 from consentry.services.core import close_core, open_core
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
@@ -67,8 +67,12 @@ def drafts(i: int, n: int) -> list[AuditDraft]:
             {
                 "source": "api",
                 "decisions": [
-                    {"purpose": "marketing_email", "channel": "email", "decision": "granted",
-                     "record": str(uuid.UUID(int=k))}
+                    {
+                        "purpose": "marketing_email",
+                        "channel": "email",
+                        "decision": "granted",
+                        "record": str(uuid.UUID(int=k)),
+                    }
                 ],
             },
         )
@@ -88,8 +92,13 @@ async def fill(settings: Settings, entries: int) -> float:
             t = time.perf_counter()
             made = []
             for j in range(start, min(start + batch, entries), 100):
-                part = chain(drafts(j, min(100, entries - j)), head_seq=seq, head_hash=head,
-                             at=at + timedelta(milliseconds=j), policy_version="sha256:" + "a" * 64)
+                part = chain(
+                    drafts(j, min(100, entries - j)),
+                    head_seq=seq,
+                    head_hash=head,
+                    at=at + timedelta(milliseconds=j),
+                    policy_version="sha256:" + "a" * 64,
+                )
                 made.extend(part)
                 head, seq = part[-1].hash, part[-1].seq
             hashing += time.perf_counter() - t
@@ -97,9 +106,21 @@ async def fill(settings: Settings, entries: int) -> float:
                 await tx.executemany(
                     "INSERT INTO audit_log (seq, at, actor, action, target, details,"
                     " policy_version, prev_hash, hash, purposes) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [(e.seq, e.at, e.actor, e.action, e.target, json.dumps(e.details),
-                      e.policy_version, e.prev_hash, e.hash, purposes_of(e.details))
-                     for e in made],
+                    [
+                        (
+                            e.seq,
+                            e.at,
+                            e.actor,
+                            e.action,
+                            e.target,
+                            canonical_json(e.details).decode(),
+                            e.policy_version,
+                            e.prev_hash,
+                            e.hash,
+                            purposes_of(e.details),
+                        )
+                        for e in made
+                    ],
                 )
                 await tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", seq, head)
             if start and start % 200_000 == 0:
@@ -144,11 +165,19 @@ async def sign(settings: Settings) -> float:
 
 
 def cli(settings: Settings, *args: str) -> tuple[float, str]:
-    env = {**os.environ, "CONSENTRY_DATA_DIR": str(settings.data_dir),
-           "CONSENTRY_DATABASE_URL": settings.database_url}
+    env = {
+        **os.environ,
+        "CONSENTRY_DATA_DIR": str(settings.data_dir),
+        "CONSENTRY_DATABASE_URL": settings.database_url,
+    }
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "consentry.cli", *args], env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "consentry.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     took = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"consentry {' '.join(args)} failed: {done.stdout}{done.stderr}")
@@ -166,8 +195,11 @@ async def backend_figures(name: str, opts: argparse.Namespace, tmp: Path) -> dic
     else:
         url = f"sqlite:///{tmp / name / 'consentry.sqlite'}"
     settings = Settings(data_dir=tmp / name / "data", database_url=url)
-    figures: dict[str, list[float]] = {"appends_per_s": [], "verify_db_per_s": [],
-                                        "verify_export_per_s": []}
+    figures: dict[str, list[float]] = {
+        "appends_per_s": [],
+        "verify_db_per_s": [],
+        "verify_export_per_s": [],
+    }
     try:
         for _ in range(opts.runs):
             figures["appends_per_s"].append(await appends(settings, opts.seconds))
@@ -193,8 +225,15 @@ async def backend_figures(name: str, opts: argparse.Namespace, tmp: Path) -> dic
         cli(settings, "audit", "keys", "--output", str(tmp / name / "keys.json"))
         cli(settings, "audit", "export", "--output", str(export))
         for _ in range(opts.runs):
-            took, out = cli(settings, "audit", "verify", str(export), "--public-key",
-                            str(tmp / name / "keys.json"), "--quiet")
+            took, out = cli(
+                settings,
+                "audit",
+                "verify",
+                str(export),
+                "--public-key",
+                str(tmp / name / "keys.json"),
+                "--quiet",
+            )
             assert out.startswith("verified"), out
             figures["verify_export_per_s"].append(opts.entries / took)
         result = {k: statistics.median(v) for k, v in figures.items()}
@@ -220,23 +259,31 @@ async def main() -> int:
     backends = ["sqlite", "postgres"] if opts.backend == "both" else [opts.backend]
     results: dict[str, Any] = {"entries": opts.entries, "machine": sha256_rates()}
     m = results["machine"]
-    log(f"SHA-256: {m['sha256_gb_per_s']:.2f} GB/s, {m['sha256_400B_per_s']:,.0f} hashes/s of 400 B")
+    log(
+        f"SHA-256: {m['sha256_gb_per_s']:.2f} GB/s, {m['sha256_400B_per_s']:,.0f} hashes/s of 400 B"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in backends:
             results[name] = await backend_figures(name, opts, Path(tmp))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "audit.json").write_text(json.dumps(results, indent=2))
     print(f"\naudit figures ({opts.entries:,} entries, medians of {opts.runs})")
-    print(f"  raw SHA-256: {m['sha256_gb_per_s']:.2f} GB/s; {m['sha256_400B_per_s']:,.0f}/s of 400 B")
+    print(
+        f"  raw SHA-256: {m['sha256_gb_per_s']:.2f} GB/s; {m['sha256_400B_per_s']:,.0f}/s of 400 B"
+    )
     for name in backends:
         r = results[name]
         ten_million = 10_000_000 / r["verify_db_per_s"]
         print(f"  {name}: appends {r['appends_per_s']:,.0f}/s (one entry per job, c=16)")
-        print(f"  {name}: verify database {r['verify_db_per_s']:,.0f} entries/s"
-              f" (target 500,000; 10M in ~{ten_million:.0f} s, target < 60 s)")
+        print(
+            f"  {name}: verify database {r['verify_db_per_s']:,.0f} entries/s"
+            f" (target 500,000; 10M in ~{ten_million:.0f} s, target < 60 s)"
+        )
         print(f"  {name}: verify export {r['verify_export_per_s']:,.0f} entries/s")
-        print(f"  {name}: checkpoint over the whole log {r['checkpoint_build_s']:.1f} s;"
-              f" chain build {r['chain_build_per_s']:,.0f} entries/s")
+        print(
+            f"  {name}: checkpoint over the whole log {r['checkpoint_build_s']:.1f} s;"
+            f" chain build {r['chain_build_per_s']:,.0f} entries/s"
+        )
     return 0
 
 

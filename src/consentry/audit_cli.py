@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from consentry.audit.checkpoints import Checkpoint
-from consentry.audit.verify import LogVerifier, Report, verify_export
+from consentry.audit.verify import ROW_COLUMNS, LogVerifier, Report, verify_export
 from consentry.crypto.signing import KeyRing, SignatureError
 from consentry.settings import Settings
 
@@ -156,7 +156,7 @@ def sample(checkpoints: list[Checkpoint], limit: int) -> list[Checkpoint]:
 async def _verify_database(
     settings: Settings, key_path: Path | None, *, quiet: bool, every: bool
 ) -> int:
-    from consentry.services.audit_tree import ENTRY_COLUMNS, all_checkpoints, entry_of, key_ring
+    from consentry.services.audit_tree import all_checkpoints, key_ring
     from consentry.services.core import database_url
     from consentry.storage.database import Database
 
@@ -185,14 +185,14 @@ async def _verify_database(
         verifier = LogVerifier(chosen, keys)
         after = 0
         while True:
-            rows = await db.fetch(
-                f"SELECT {ENTRY_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            rows = await db.fetch_tuples(
+                f"SELECT {ROW_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
                 after,
                 CHUNK,
             )
-            if not rows or not verifier.feed(entry_of(r) for r in rows):
+            if not rows or not verifier.feed_rows(rows):
                 break
-            after = int(rows[-1]["seq"])
+            after = int(rows[-1][0])
             progress(verifier.report.entries)
         report = (
             verifier.report

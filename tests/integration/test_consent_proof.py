@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from consentry.api.app import create_app
+from consentry.audit import merkle
 from consentry.clock import FrozenClock
 from consentry.services.access import bootstrap_admin_key, create_key
 from consentry.services.consent_proof import consent_proof
@@ -301,7 +302,15 @@ async def test_backing_audit_entries_match_the_audit_log(core: Core, client: Cli
             row = by_seq[entry["seq"]]
             assert (row["hash"], row["action"]) == (entry["hash"], entry["action"])
             assert rec["id"] in row["details"]
-            assert entry["inclusion"] is None  # Merkle proofs are attached later
+            inclusion = entry["inclusion"]  # proven in a signed checkpoint
+            assert inclusion["leaf_index"] == entry["seq"] - 1
+            assert merkle.verify_inclusion(
+                merkle.leaf_hash(bytes.fromhex(entry["hash"])),
+                inclusion["leaf_index"],
+                inclusion["tree_size"],
+                [bytes.fromhex(h) for h in inclusion["proof"]],
+                bytes.fromhex(inclusion["checkpoint"]["root"]),
+            )
     email = purpose(proof, "marketing_email")
     [rec] = email["records"]
     assert (rec["id"], rec["channel"], rec["source"]) == (confirmed_id, "email", "double_opt_in")

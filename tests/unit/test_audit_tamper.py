@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentry.audit import merkle
-from consentry.audit.chain import GENESIS_HASH, AuditDraft, AuditEntry, chain
+from consentry.audit.chain import GENESIS_HASH, AuditDraft, AuditEntry, canonical_json, chain
 from consentry.audit.checkpoints import sign_checkpoint
 from consentry.audit.export import entry_line, make_header, seq_ranges
 from consentry.audit.verify import LogVerifier, verify_export
@@ -223,6 +223,33 @@ def as_rows(entries: list[dict[str, Any]]) -> list[AuditEntry]:
     return [rows[k] for k in sorted(rows)]
 
 
+def raw(entries: list[AuditEntry]) -> list[tuple[Any, ...]]:
+    """Entries as SQLite stores them: time as str(datetime), details as canonical JSON text."""
+    return [
+        (e.seq, str(e.at), e.actor, e.action, e.target, canonical_json(e.details).decode(),
+         e.policy_version, e.prev_hash, e.hash)
+        for e in entries
+    ]
+
+
+def test_raw_rows_verify_and_odd_spellings_fall_back_to_parsing() -> None:
+    rows = raw(LOG)
+    verifier = LogVerifier([CHECKPOINT], KEYS)
+    assert verifier.feed_rows(rows) and verifier.finish().status == "verified"
+    spelled = list(rows)
+    for i in (0, 5, 77):  # a legacy spelling of the same details, and a time with microseconds
+        spelled[i] = (*rows[i][:5], json.dumps(LOG[i].details), *rows[i][6:])
+    spelled[9] = (rows[9][0], LOG[9].at, *rows[9][2:])
+    verifier = LogVerifier([CHECKPOINT], KEYS)
+    assert verifier.feed_rows(spelled) and verifier.finish().status == "verified"
+    assert verifier.report.entries == SIZE
+    garbage = list(rows)
+    garbage[33] = (*rows[33][:5], "{not json", *rows[33][6:])
+    verifier = LogVerifier([CHECKPOINT], KEYS)
+    assert not verifier.feed_rows(garbage)
+    assert verifier.report.broken is not None and verifier.report.broken.seq == 34
+
+
 @st.composite
 def tampered_rows(draw: Any) -> tuple[list[dict[str, Any]], int]:
     """Database edits: a column changed, a row deleted, two rows' contents swapped, a forged
@@ -271,7 +298,7 @@ def _parses(text: str) -> bool:
 def test_every_tampered_database_is_caught(case: tuple[list[dict[str, Any]], int]) -> None:
     rows, bad = case
     verifier = LogVerifier([CHECKPOINT], KEYS)
-    verifier.feed(as_rows(rows))
+    verifier.feed_rows(raw(as_rows(rows)))  # as `consentry audit verify` reads SQLite rows
     report = verifier.report if verifier.report.broken else verifier.finish(head_seq=len(rows))
     assert report.status == "broken", report.summary()
     assert report.broken is not None and report.broken.seq == bad, report.summary()

@@ -882,3 +882,12 @@ def test_verifiers_never_raise(
     trivial = len(leaf) == 32 and leaf == r and not proof
     assert verify_inclusion(leaf, index, size, proof, r) is (trivial and index == 0 < size == 1)
     assert verify_consistency(index, size, leaf, r, proof) is (trivial and 0 < index == size)
+
+
+def test_push_is_append_without_the_checks() -> None:
+    """The verifier's fast `push` builds the same tree and reports the same subtrees."""
+    checked, fast = Frontier(), Frontier()
+    for i in range(1, 1100):
+        leaf = leaf_hash(i.to_bytes(4, "big"))
+        assert (fast.push(leaf) or []) == checked.append(leaf)
+        assert fast.root() == checked.root() and fast.size == checked.size

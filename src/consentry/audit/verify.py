@@ -16,9 +16,12 @@ found. Entries no checkpoint covers are reported as unverifiable, never as fine.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -66,6 +69,32 @@ class Report:
         if self.checkpoints == 0 and self.broken is None and not self.problems:
             lines.append("no signed checkpoint was checked: nothing proves the log is complete")
         return "\n".join(lines)
+
+
+ROW_COLUMNS = "seq, at, actor, action, target, details, policy_version, prev_hash, hash"
+_encode_body = msgspec.json.Encoder(order="sorted").encode
+
+
+def _at_text(at: Any) -> str:
+    """The entry's time as hashed, from a datetime or SQLite's stored `str(datetime)`."""
+    if isinstance(at, datetime):
+        return at.isoformat(timespec="microseconds")
+    text = str(at)
+    if len(text) > 19 and text[19] != ".":
+        text = f"{text[:19]}.000000{text[19:]}"
+    return f"{text[:10]}T{text[11:]}"
+
+
+def row_entry(row: tuple[Any, ...]) -> AuditEntry:
+    """A raw row parsed into an entry (`ValueError` if a field cannot be read)."""
+    seq, at, actor, action, target, details, policy_version, prev_hash, stored = row
+    when = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+    parsed = json.loads(details)
+    if not isinstance(parsed, dict):
+        raise ValueError("details is not a JSON object")
+    return AuditEntry(
+        int(seq), when, actor, action, target, parsed, policy_version, prev_hash, stored
+    )
 
 
 def _hash_of(entry: AuditEntry) -> str:
@@ -152,6 +181,75 @@ class LogVerifier:
                     return False
         self._prev = prev
         return True
+
+    def feed_rows(self, rows: Iterable[tuple[Any, ...]]) -> bool:
+        """`feed` for raw database rows (`ROW_COLUMNS` order), without parsing them: the body
+        is rebuilt around the stored details text, which the writer stores canonical. A row
+        whose raw form does not hash right is parsed and checked the slow way before it is
+        called broken, so a stored form that differs only in spelling is still accepted."""
+        frontier = self._frontier
+        push, sha256, raw_json = frontier.push, hashlib.sha256, msgspec.Raw
+        keep = self._keep_from
+        prev = self._prev
+        expected = frontier.size + 1
+        next_checkpoint = self._pending[0].tree_size if self._pending else -1
+        done = 0
+        for row in rows:
+            seq, at, actor, action, target, details, policy_version, prev_hash, stored = row
+            if seq != expected:
+                self.report.entries += done
+                self.report.broken = Break(expected, f"seq {expected}", f"seq {seq}")
+                return False
+            if at.__class__ is str and len(at) == 32:  # SQLite's "YYYY-MM-DD HH:MM:SS.ffffff+HH:MM"
+                at_text = f"{at[:10]}T{at[11:]}"
+            else:
+                at_text = _at_text(at)
+            body = _encode_body(
+                {
+                    "action": action,
+                    "actor": actor,
+                    "at": at_text,
+                    "details": raw_json(details),
+                    "policy_version": policy_version,
+                    "seq": seq,
+                    "target": target,
+                }
+            )
+            raw = sha256(prev_hash.encode() + b"\n" + body).digest()
+            digest = raw.hex()
+            if digest != stored or prev_hash != prev:
+                self.report.entries += done
+                done = 0
+                self._prev = prev
+                if not self._slow(row):
+                    return False
+                prev, expected = self._prev, expected + 1
+                next_checkpoint = self._pending[0].tree_size if self._pending else -1
+                continue
+            completed = push(sha256(b"\x00" + raw).digest())
+            if keep is not None and completed:
+                self.nodes.extend(n for n in completed if n[0] >= keep)
+            prev = digest
+            expected += 1
+            done += 1
+            if seq == next_checkpoint:
+                self.report.entries += done
+                done = 0
+                while self._pending and self._pending[0].tree_size == frontier.size:
+                    if not self._check(self._pending.pop(0), prev):
+                        return False
+                next_checkpoint = self._pending[0].tree_size if self._pending else -1
+        self.report.entries += done
+        self._prev = prev
+        return True
+
+    def _slow(self, row: tuple[Any, ...]) -> bool:
+        try:
+            entry = row_entry(row)
+        except (ValueError, TypeError):
+            self.report.broken = Break(int(row[0]), "a readable entry", "unreadable fields")
+            return False
+        return self.feed([entry])
 
     def _check(self, cp: Checkpoint, head_hash: str) -> bool:
         root = self._frontier.root().hex()

@@ -23,7 +23,7 @@ import structlog
 from consentry.audit import merkle
 from consentry.audit.chain import GENESIS_HASH, AuditEntry
 from consentry.audit.checkpoints import Checkpoint, sign_checkpoint
-from consentry.audit.verify import LogVerifier
+from consentry.audit.verify import ROW_COLUMNS, LogVerifier
 from consentry.clock import Clock
 from consentry.crypto.secrets import replace_secret_file
 from consentry.crypto.signing import KeyRing, PublicKey, SigningKey, b64url, b64url_decode
@@ -56,7 +56,7 @@ def entry_of(row: Row) -> AuditEntry:
     )
 
 
-ENTRY_COLUMNS = "seq, at, actor, action, target, details, policy_version, prev_hash, hash"
+ENTRY_COLUMNS = ROW_COLUMNS
 
 
 def checkpoint_of(row: Row) -> Checkpoint:
@@ -250,16 +250,16 @@ class Checkpointer:
         while self._frontier.size < head_seq:
             start = self._frontier.size
             end = min(head_seq, start + CHUNK)
-            rows = await self.db.fetch(
-                f"SELECT {ENTRY_COLUMNS} FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq",
+            rows = await self.db.fetch_tuples(
+                f"SELECT {ROW_COLUMNS} FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq",
                 start,
                 end,
             )
-            if not verifier.feed(entry_of(r) for r in rows) or self._frontier.size != end:
+            if not verifier.feed_rows(rows) or self._frontier.size != end:
                 broken = verifier.report.broken
                 where = f"seq {broken.seq}: {broken.found}" if broken else f"after seq {start}"
                 raise RuntimeError(f"refusing to sign: the audit chain is broken at {where}")
-            self._head_hash = rows[-1]["hash"]
+            self._head_hash = rows[-1][8]
             await asyncio.sleep(0)  # a long first build must not starve requests
         return verifier.nodes
 

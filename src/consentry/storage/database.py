@@ -103,6 +103,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = asyncio.Lock()
+        self._plain: sqlite3.Connection | None = None  # no type conversion: bulk scans
         self.url = url
         self.is_postgres = url.startswith(("postgres://", "postgresql://"))
         self.engine: Engine[Any] = self._make_engine(url)
@@ -150,6 +151,9 @@ class Database:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+            if self._plain is not None:
+                self._plain.close()
+                self._plain = None
 
     def bind(self, tables: Sequence[type[Table]]) -> None:
         for table in tables:
@@ -169,6 +173,21 @@ class Database:
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
+
+    async def fetch_tuples(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows as tuples, values as stored (SQLite: timestamps stay text): for bulk scans
+        such as audit verification, where converting every value would cost more than the
+        work itself."""
+        _checked(args)
+        if isinstance(self.engine, PostgresEngine):
+            assert self.engine.pool is not None, "Database.start() opens the pool"
+            async with self.engine.pool.acquire() as conn:
+                records = await conn.fetch(_to_dollar(sql), *args)
+            return [tuple(r) for r in records]
+        if self._plain is None:
+            self._plain = sqlite3.connect(self._sqlite().path, check_same_thread=False)
+            self._plain.execute("PRAGMA query_only = 1")
+        return self._plain.execute(sql, args).fetchall()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

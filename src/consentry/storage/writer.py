@@ -10,7 +10,6 @@ only after COMMIT: acknowledged means durable.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -251,7 +250,7 @@ async def _append(tx: Transaction, entries: list[AuditEntry]) -> None:
                 e.actor,
                 e.action,
                 e.target,
-                json.dumps(e.details, sort_keys=True),
+                canonical_json(e.details).decode(),  # as hashed: verification reads it raw
                 e.policy_version,
                 e.prev_hash,
                 e.hash,
