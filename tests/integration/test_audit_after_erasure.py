@@ -17,8 +17,17 @@ FIRST_NAME = "Wilhelmina"
 LAST_NAME = "Quarterfield"
 EXTERNAL_ID = "crm-wq-551177"
 # (no short digit runs: hex hashes would contain them by chance)
-PII = [EMAIL, "quarterfield", PHONE, "+442079460958", "2079460958", FIRST_NAME, LAST_NAME,
-       EXTERNAL_ID, "crm-wq"]
+PII = [
+    EMAIL,
+    "quarterfield",
+    PHONE,
+    "+442079460958",
+    "2079460958",
+    FIRST_NAME,
+    LAST_NAME,
+    EXTERNAL_ID,
+    "crm-wq",
+]
 
 
 def assert_no_pii(blob: bytes, where: str) -> None:
@@ -42,10 +51,15 @@ async def test_erased_customer_leaves_a_verifiable_log_without_personal_data(
     subject_id = r.json()["id"]
     base = f"/v1/customers/{EXTERNAL_ID}"
     calls = [
-        client.post(f"{base}/consents", json={"decisions": [
-            {"purpose": "analytics", "decision": "granted"},
-            {"purpose": "marketing_email", "decision": "granted", "channel": "email"},
-        ]}),
+        client.post(
+            f"{base}/consents",
+            json={
+                "decisions": [
+                    {"purpose": "analytics", "decision": "granted"},
+                    {"purpose": "marketing_email", "decision": "granted", "channel": "email"},
+                ]
+            },
+        ),
         client.patch(f"{base}/preferences", json={"channels": {"sms": False}}),
         client.post(f"{base}/events", json={"name": "signed_up", "properties": {"n": 1}}),
         client.get(base, params={"reason": "support ticket"}),
@@ -67,8 +81,14 @@ async def test_erased_customer_leaves_a_verifiable_log_without_personal_data(
     # erasure as the DSR flow does it: destroy the data key, delete the rows
     assert await core.keys.destroy(subject_id)
     async with core.db.transaction() as tx:
-        for table in ("consent_state", "consent_records", "preference_state",
-                      "preference_records", "events", "confirmations"):
+        for table in (
+            "consent_state",
+            "consent_records",
+            "preference_state",
+            "preference_records",
+            "events",
+            "confirmations",
+        ):
             await tx.execute(f"DELETE FROM {table} WHERE subject_id = ?", subject_id)
         await tx.execute("DELETE FROM subjects WHERE id = ?", subject_id)
 
@@ -80,8 +100,12 @@ async def test_erased_customer_leaves_a_verifiable_log_without_personal_data(
     report = verify_export(sliced.splitlines(), keys)
     assert report.status == "verified" and report.entries >= len(calls), report.summary()
     csv_export = (await client.get("/v1/audit/export.csv")).content
-    for blob, where in [(full, "JSONL export"), (sliced, "slice"), (csv_export, "CSV export"),
-                        (before, "export before erasure")]:
+    for blob, where in [
+        (full, "JSONL export"),
+        (sliced, "slice"),
+        (csv_export, "CSV export"),
+        (before, "export before erasure"),
+    ]:
         assert_no_pii(blob, where)
     rows = await core.db.fetch("SELECT * FROM audit_log")
     assert_no_pii(repr(rows).encode(), "audit_log rows")

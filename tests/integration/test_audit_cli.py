@@ -22,8 +22,13 @@ async def consentry(settings: Settings, *args: str) -> tuple[int, str, str]:
         "CONSENTRY_LOG_LEVEL": "warning",
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "consentry.cli", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "consentry.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
@@ -64,16 +69,18 @@ async def test_export_verifies_offline_and_tampering_is_named(
         settings, "audit", "export", "--output", str(export), "--actor", "key:cli"
     )
     assert code == 0 and "80 entries" in err, err
-    code, out, _ = await consentry(settings, "audit", "verify", str(export), "--public-key",
-                                   str(keys))
+    code, out, _ = await consentry(
+        settings, "audit", "verify", str(export), "--public-key", str(keys)
+    )
     assert code == 0 and out.startswith("verified: 80 entries"), out
     lines = export.read_text().splitlines()
     entry = json.loads(lines[41])
     entry["details"]["i"] = 999
     lines[41] = json.dumps(entry)
     export.write_text("\n".join(lines) + "\n")
-    code, out, _ = await consentry(settings, "audit", "verify", str(export), "--public-key",
-                                   str(keys))
+    code, out, _ = await consentry(
+        settings, "audit", "verify", str(export), "--public-key", str(keys)
+    )
     assert code == 1 and f"first break at seq {entry['seq']}" in out, out
     code, _, err = await consentry(settings, "audit", "verify", str(export))
     assert code == 2 and "--public-key" in err

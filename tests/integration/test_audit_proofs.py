@@ -9,10 +9,9 @@ import pytest
 
 from consentry.audit import merkle
 from consentry.audit.checkpoints import check_signature
-from consentry.audit.verify import LogVerifier
+from consentry.audit.verify import ROW_COLUMNS, LogVerifier
 from consentry.crypto.signing import KeyRing, SigningKey
 from consentry.services import audit_tree
-from consentry.services.audit_tree import ENTRY_COLUMNS, entry_of
 from consentry.services.core import Core, close_core, open_core
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
@@ -41,8 +40,8 @@ async def verify_db(core: Core) -> LogVerifier:
     verifier = LogVerifier(
         await audit_tree.all_checkpoints(core.db), await audit_tree.key_ring(core.db)
     )
-    rows = await core.db.fetch(f"SELECT {ENTRY_COLUMNS} FROM audit_log ORDER BY seq")
-    verifier.feed(entry_of(r) for r in rows)
+    rows = await core.db.fetch_tuples(f"SELECT {ROW_COLUMNS} FROM audit_log ORDER BY seq")
+    verifier.feed_rows(rows)
     return verifier
 
 

@@ -226,8 +226,17 @@ def as_rows(entries: list[dict[str, Any]]) -> list[AuditEntry]:
 def raw(entries: list[AuditEntry]) -> list[tuple[Any, ...]]:
     """Entries as SQLite stores them: time as str(datetime), details as canonical JSON text."""
     return [
-        (e.seq, str(e.at), e.actor, e.action, e.target, canonical_json(e.details).decode(),
-         e.policy_version, e.prev_hash, e.hash)
+        (
+            e.seq,
+            str(e.at),
+            e.actor,
+            e.action,
+            e.target,
+            canonical_json(e.details).decode(),
+            e.policy_version,
+            e.prev_hash,
+            e.hash,
+        )
         for e in entries
     ]
 

@@ -36,7 +36,11 @@ CSV_COLUMNS = (
 
 def seq_ranges(seqs: Iterable[int]) -> list[list[int]]:
     """Ascending sequence numbers as [[first, last], ...] runs."""
-    ranges: list[list[int]] = []
+    return extend_ranges([], seqs)
+
+
+def extend_ranges(ranges: list[list[int]], seqs: Iterable[int]) -> list[list[int]]:
+    """Add ascending sequence numbers to runs already built (a chunk at a time)."""
     for seq in seqs:
         if ranges and seq == ranges[-1][1] + 1:
             ranges[-1][1] = seq

@@ -18,8 +18,9 @@ import msgspec
 
 from consentry.audit.chain import AuditEntry
 from consentry.audit.checkpoints import Checkpoint
-from consentry.audit.export import CSV_COLUMNS, csv_row, entry_line, make_header, seq_ranges
-from consentry.services.audit_tree import ENTRY_COLUMNS, checkpoint_at, entry_of
+from consentry.audit.export import CSV_COLUMNS, csv_row, entry_line, extend_ranges, make_header
+from consentry.audit.verify import ROW_COLUMNS, row_entry
+from consentry.services.audit_tree import checkpoint_at
 from consentry.services.core import Core
 from consentry.services.errors import Invalid, NotFound
 from consentry.services.pagination import Page, check_limit, decode_cursor, encode_cursor
@@ -105,22 +106,22 @@ async def list_entries(
         extra.append("seq > ?" if order == "asc" else "seq < ?")
         args.append(after[0])
     where, all_args = _select(f, extra, args)
-    rows = await core.db.fetch(
-        f"SELECT {ENTRY_COLUMNS} FROM audit_log WHERE {where}"
+    rows = await core.db.fetch_tuples(
+        f"SELECT {ROW_COLUMNS} FROM audit_log WHERE {where}"
         f" ORDER BY seq {'ASC' if order == 'asc' else 'DESC'} LIMIT ?",
         *all_args,
         limit + 1,
     )
-    items = [entry_of(r) for r in rows[:limit]]
+    items = [row_entry(r) for r in rows[:limit]]
     more = len(rows) > limit
     return Page(items, encode_cursor(items[-1].seq) if more else None)
 
 
 async def get_entry(core: Core, seq: int) -> AuditEntry:
-    row = await core.db.fetchrow(f"SELECT {ENTRY_COLUMNS} FROM audit_log WHERE seq = ?", seq)
-    if row is None:
+    rows = await core.db.fetch_tuples(f"SELECT {ROW_COLUMNS} FROM audit_log WHERE seq = ?", seq)
+    if not rows:
         raise NotFound(f"there is no audit entry {seq}")
-    return entry_of(row)
+    return row_entry(rows[0])
 
 
 # -- proofs -----------------------------------------------------------------------------------
@@ -167,15 +168,15 @@ async def export(
     """A streamed export proven against a fresh checkpoint. The header is signed and lists
     exactly which entries follow; a filtered export carries an inclusion proof per entry."""
     cp = await core.checkpointer.checkpoint()
-    where, args = _select(f, ["seq <= ?"], [cp.tree_size])
-    rows = await core.db.fetch(f"SELECT seq FROM audit_log WHERE {where} ORDER BY seq", *args)
-    seqs = [int(r["seq"]) for r in rows]
+    ranges: list[list[int]] = []
+    async for seqs in _matching(core, f, cp.tree_size, "seq"):  # a first pass, seqs only
+        extend_ranges(ranges, (int(r[0]) for r in seqs))
     proofs = not f.is_empty()
     header = make_header(
         core.signing_key,
         cp,
         filters=f.describe(),
-        seqs=seq_ranges(seqs),
+        seqs=ranges,
         proofs=proofs,
         generated_at=core.clock(),
     )
@@ -187,18 +188,37 @@ async def export(
             "audit.exported",
             target,
             format=fmt,
-            entries=len(seqs),
+            entries=header["count"],
             tree_size=cp.tree_size,
             filters=sorted(f.describe()),
         )
 
     await core.writer.submit(job)
-    return Export(cp, header, _lines(core, seqs, cp, proofs, fmt, header))
+    return Export(cp, header, _lines(core, f, cp, proofs, fmt, header))
+
+
+async def _matching(
+    core: Core, f: AuditFilter, tree_size: int, columns: str
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """Entries matching the filter up to the checkpoint, in seq order, a chunk at a time
+    (keyset pagination): nothing holds more than one chunk in memory."""
+    after = 0
+    while True:
+        where, args = _select(f, ["seq <= ?", "seq > ?"], [tree_size, after])
+        rows = await core.db.fetch_tuples(
+            f"SELECT {columns} FROM audit_log WHERE {where} ORDER BY seq LIMIT ?",
+            *args,
+            EXPORT_CHUNK,
+        )
+        if not rows:
+            return
+        yield rows
+        after = int(rows[-1][0])
 
 
 async def _lines(
     core: Core,
-    seqs: list[int],
+    f: AuditFilter,
     cp: Checkpoint,
     proofs: bool,
     fmt: Literal["jsonl", "csv"],
@@ -209,16 +229,8 @@ async def _lines(
     else:
         yield _csv([list(CSV_COLUMNS)])
     tree = core.checkpointer.tree
-    for i in range(0, len(seqs), EXPORT_CHUNK):
-        chunk = seqs[i : i + EXPORT_CHUNK]
-        if chunk[-1] - chunk[0] + 1 == len(chunk):  # a contiguous run: one range scan
-            where, args = "seq >= ? AND seq <= ?", [chunk[0], chunk[-1]]
-        else:
-            where, args = f"seq IN ({','.join('?' * len(chunk))})", chunk
-        rows = await core.db.fetch(
-            f"SELECT {ENTRY_COLUMNS} FROM audit_log WHERE {where} ORDER BY seq", *args
-        )
-        entries = [entry_of(r) for r in rows]
+    async for rows in _matching(core, f, cp.tree_size, ROW_COLUMNS):
+        entries = [row_entry(r) for r in rows]
         paths: list[list[bytes] | None] = [None] * len(entries)
         if proofs:
             paths = list(await tree.inclusion_proofs([e.seq for e in entries], cp.tree_size))

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Iterable
 from datetime import datetime
 
 import structlog
 
 from consentry.audit import merkle
-from consentry.audit.chain import GENESIS_HASH, AuditEntry
+from consentry.audit.chain import GENESIS_HASH
 from consentry.audit.checkpoints import Checkpoint, sign_checkpoint
 from consentry.audit.verify import ROW_COLUMNS, LogVerifier
 from consentry.clock import Clock
@@ -40,23 +39,6 @@ CHUNK = 10_000  # entries read per query when the tree grows
 
 def node_key(level: int, index: int) -> int:
     return level << 48 | index
-
-
-def entry_of(row: Row) -> AuditEntry:
-    return AuditEntry(
-        int(row["seq"]),
-        row["at"],
-        row["actor"],
-        row["action"],
-        row["target"],
-        json.loads(row["details"]),
-        row["policy_version"],
-        row["prev_hash"],
-        row["hash"],
-    )
-
-
-ENTRY_COLUMNS = ROW_COLUMNS
 
 
 def checkpoint_of(row: Row) -> Checkpoint:
