@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from consentry.audit.checkpoints import Checkpoint
-from consentry.audit.verify import ROW_COLUMNS, LogVerifier, Report, verify_export
+from consentry.audit.verify import Report, verify_export
 from consentry.crypto.signing import KeyRing, SignatureError
 from consentry.settings import Settings
 
@@ -25,7 +25,6 @@ With FILE: a JSONL export, offline (no database, no service), with --public-key 
 Exit codes: 0 verified; 1 broken (the first bad sequence number is named); 2 usage error;
 3 unverifiable (entries after the last signed checkpoint, or no checkpoint at all)."""
 
-CHUNK = 50_000
 SAMPLE = 10_000  # checkpoints whose signature and root are checked by default
 
 
@@ -51,6 +50,12 @@ def add_commands(sub: Any) -> None:
         help=f"check every checkpoint, not the latest plus a sample of {SAMPLE:,}",
     )
     verify.add_argument("--quiet", action="store_true", help="no progress lines")
+    verify.add_argument(
+        "--workers",
+        type=int,
+        help="processes for a database of 400,000 entries or more (default: one per core;"
+        " 1: in process)",
+    )
     asub.add_parser("checkpoint", help="sign a checkpoint now and print it")
     export = asub.add_parser("export", help="export entries (JSONL verifies offline) to a file")
     export.add_argument("--output", type=Path, required=True)
@@ -76,7 +81,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _verify_file(args.file, args.public_key, quiet=args.quiet)
         return asyncio.run(
             _verify_database(
-                settings, args.public_key, quiet=args.quiet, every=args.all_checkpoints
+                settings,
+                args.public_key,
+                quiet=args.quiet,
+                every=args.all_checkpoints,
+                workers=args.workers,
             )
         )
     return asyncio.run(_with_core(args, settings))
@@ -154,9 +163,10 @@ def sample(checkpoints: list[Checkpoint], limit: int) -> list[Checkpoint]:
 
 
 async def _verify_database(
-    settings: Settings, key_path: Path | None, *, quiet: bool, every: bool
+    settings: Settings, key_path: Path | None, *, quiet: bool, every: bool, workers: int | None
 ) -> int:
     from consentry.services.audit_tree import all_checkpoints, key_ring
+    from consentry.services.audit_verify import verify_database
     from consentry.services.core import database_url
     from consentry.storage.database import Database
 
@@ -182,22 +192,14 @@ async def _verify_database(
                 "using the public keys stored in the database (--public-key to pin them)",
                 file=sys.stderr,
             )
-        verifier = LogVerifier(chosen, keys)
-        after = 0
-        while True:
-            rows = await db.fetch_tuples(
-                f"SELECT {ROW_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
-                after,
-                CHUNK,
-            )
-            if not rows or not verifier.feed_rows(rows):
-                break
-            after = int(rows[-1][0])
-            progress(verifier.report.entries)
-        report = (
-            verifier.report
-            if verifier.report.broken
-            else verifier.finish(head_seq=int(head["seq"]))
+        report = await verify_database(
+            db,
+            database_url(settings),
+            chosen,
+            keys,
+            head_seq=int(head["seq"]),
+            progress=progress,
+            workers=workers,
         )
         return _print(report, progress)
     finally:

@@ -41,6 +41,7 @@ class Report:
     broken: Break | None = None
     problems: list[str] = field(default_factory=list)  # what makes the result not "verified"
     unverified: tuple[int, int] | None = None  # (first, last) seq no checkpoint covers
+    rechecked: int = 0  # ranges a worker found odd, verified again row by row
 
     @property
     def status(self) -> str:
@@ -75,7 +76,7 @@ ROW_COLUMNS = "seq, at, actor, action, target, details, policy_version, prev_has
 _encode_body = msgspec.json.Encoder(order="sorted").encode
 
 
-def _at_text(at: Any) -> str:
+def at_text(at: Any) -> str:
     """The entry's time as hashed, from a datetime or SQLite's stored `str(datetime)`."""
     if isinstance(at, datetime):
         return at.isoformat(timespec="microseconds")
@@ -188,7 +189,7 @@ class LogVerifier:
         whose raw form does not hash right is parsed and checked the slow way before it is
         called broken, so a stored form that differs only in spelling is still accepted."""
         frontier = self._frontier
-        push, sha256, raw_json = frontier.push, hashlib.sha256, msgspec.Raw
+        push, sha256, raw_json, at_text_of = frontier.push, hashlib.sha256, msgspec.Raw, at_text
         keep = self._keep_from
         prev = self._prev
         expected = frontier.size + 1
@@ -201,14 +202,14 @@ class LogVerifier:
                 self.report.broken = Break(expected, f"seq {expected}", f"seq {seq}")
                 return False
             if at.__class__ is str and len(at) == 32:  # SQLite's "YYYY-MM-DD HH:MM:SS.ffffff+HH:MM"
-                at_text = f"{at[:10]}T{at[11:]}"
+                when = f"{at[:10]}T{at[11:]}"
             else:
-                at_text = _at_text(at)
+                when = at_text_of(at)
             body = _encode_body(
                 {
                     "action": action,
                     "actor": actor,
-                    "at": at_text,
+                    "at": when,
                     "details": raw_json(details),
                     "policy_version": policy_version,
                     "seq": seq,
@@ -241,6 +242,33 @@ class LogVerifier:
                 next_checkpoint = self._pending[0].tree_size if self._pending else -1
         self.report.entries += done
         self._prev = prev
+        return True
+
+    def feed_digests(self, first: int, first_prev: str, digests: bytes) -> bool:
+        """A range of entries whose hashes and inner links were checked elsewhere (a worker
+        process), as raw chain hashes: fold them into the tree and check the checkpoints. False,
+        with nothing changed, if the range does not continue this chain."""
+        frontier = self._frontier
+        if first != frontier.size + 1 or first_prev != self._prev or len(digests) % 32:
+            return False
+        push, sha256, keep = frontier.push, hashlib.sha256, self._keep_from
+        next_checkpoint = self._pending[0].tree_size if self._pending else -1
+        size = frontier.size
+        for i in range(0, len(digests), 32):
+            raw = digests[i : i + 32]
+            completed = push(sha256(b"\x00" + raw).digest())
+            if keep is not None and completed:
+                self.nodes.extend(n for n in completed if n[0] >= keep)
+            size += 1
+            if size == next_checkpoint:
+                while self._pending and self._pending[0].tree_size == size:
+                    if not self._check(self._pending.pop(0), raw.hex()):
+                        self.report.entries += size - first + 1
+                        return False
+                next_checkpoint = self._pending[0].tree_size if self._pending else -1
+        self.report.entries += len(digests) // 32
+        if digests:
+            self._prev = digests[-32:].hex()
         return True
 
     def _slow(self, row: tuple[Any, ...]) -> bool:
