@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, PathParameter, QueryParameter
 from litestar.response import Stream
 
@@ -47,16 +48,20 @@ def checkpoint_out(c: Checkpoint) -> s.CheckpointOut:
     return s.CheckpointOut(c.tree_size, c.root, c.head_hash, c.at, c.key_id, c.signature)
 
 
-async def _filter(
-    core: Core,
-    customer: str | None,
-    subject: UUID | None,
-    actor: str | None,
-    action: str | None,
-    purpose: str | None,
-    since: datetime | None,
-    until: datetime | None,
+async def provide_filter(
+    core: CoreDep,
+    principal: PrincipalDep,
+    customer: Customer = None,
+    subject: Subject = None,
+    actor: FromQuery[str | None] = None,
+    action: Action = None,
+    purpose: FromQuery[str | None] = None,
+    since: FromQuery[datetime | None] = None,
+    until: FromQuery[datetime | None] = None,
 ) -> AuditFilter:
+    """The filter every audit listing and export takes, from the query (after the scope check,
+    so a key without it learns nothing about which customers exist)."""
+    require(principal, Scope.COMPLIANCE_READ)
     if customer and subject:
         raise Invalid("give customer or subject, not both", field="customer")
     if customer:
@@ -64,29 +69,28 @@ async def _filter(
     return AuditFilter(subject, actor, action, purpose, since, until)
 
 
+FilterDep = NamedDependency[AuditFilter]
+
+
 class AuditController(Controller):
     path = "/v1/audit"
     tags = ["audit"]
+    dependencies = {"audit_filter": Provide(provide_filter)}
 
     @get("/entries", summary="Browse the audit log (compliance:read)")
     async def entries(
         self,
         core: CoreDep,
         principal: PrincipalDep,
-        customer: Customer = None,
-        subject: Subject = None,
-        actor: FromQuery[str | None] = None,
-        action: Action = None,
-        purpose: FromQuery[str | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        audit_filter: FilterDep,
         order: FromQuery[Literal["desc", "asc"]] = "desc",
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> s.AuditPage:
         require(principal, Scope.COMPLIANCE_READ)
-        f = await _filter(core, customer, subject, actor, action, purpose, since, until)
-        page = await audit_log.list_entries(core, f, order=order, cursor=cursor, limit=limit)
+        page = await audit_log.list_entries(
+            core, audit_filter, order=order, cursor=cursor, limit=limit
+        )
         return s.AuditPage([entry_out(e) for e in page.items], page.next_cursor)
 
     @get("/entries/{seq:int}", summary="One audit entry")
@@ -126,16 +130,9 @@ class AuditController(Controller):
         self,
         core: CoreDep,
         principal: PrincipalDep,
-        customer: Customer = None,
-        subject: Subject = None,
-        actor: FromQuery[str | None] = None,
-        action: Action = None,
-        purpose: FromQuery[str | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        audit_filter: FilterDep,
     ) -> Stream:
-        f = await _filter(core, customer, subject, actor, action, purpose, since, until)
-        return await _export(core, principal, f, "jsonl")
+        return await _export(core, principal, audit_filter, "jsonl")
 
     @get(
         "/export.csv",
@@ -149,16 +146,9 @@ class AuditController(Controller):
         self,
         core: CoreDep,
         principal: PrincipalDep,
-        customer: Customer = None,
-        subject: Subject = None,
-        actor: FromQuery[str | None] = None,
-        action: Action = None,
-        purpose: FromQuery[str | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        audit_filter: FilterDep,
     ) -> Stream:
-        f = await _filter(core, customer, subject, actor, action, purpose, since, until)
-        return await _export(core, principal, f, "csv")
+        return await _export(core, principal, audit_filter, "csv")
 
     @get("/checkpoints", summary="Signed checkpoints, newest first")
     async def checkpoints(
