@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import httpx
+
 from consentry.services.core import Core
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
@@ -96,3 +98,27 @@ async def test_rotate_key_from_the_cli(core: Core, settings: Settings) -> None:
     assert new_id != old
     code, out, _ = await consentry(settings, "audit", "keys")
     assert {k["kid"] for k in json.loads(out)["keys"]} == {old, new_id}
+
+
+async def test_receipt_verify_from_the_cli(
+    client: httpx.AsyncClient, settings: Settings, tmp_path: Path
+) -> None:
+    r = await client.put("/v1/customers/r-1", json={"region": "EU"})
+    assert r.status_code == 201
+    r = await client.post(
+        "/v1/customers/r-1/consents",
+        json={"decisions": [{"purpose": "analytics", "decision": "granted"}]},
+    )
+    record_id = r.json()["records"][0]["id"]
+    r = await client.get(f"/v1/customers/r-1/consents/{record_id}/receipt")
+    receipt, keys = tmp_path / "receipt.jws", tmp_path / "keys.json"
+    receipt.write_text(r.json()["jws"])
+    keys.write_text((await client.get("/.well-known/jwks.json")).text)
+    code, out, _ = await consentry(settings, "receipt", "verify", str(receipt), "--public-key",
+                                   str(keys))
+    assert code == 0 and r.json()["receipt_id"] in out, out
+    head, payload, signature = receipt.read_text().split(".")
+    receipt.write_text(f"{head}.{payload}.{signature[:-4]}AAAA")
+    code, out, err = await consentry(settings, "receipt", "verify", str(receipt), "--public-key",
+                                     str(keys))
+    assert code == 1 and "signature" in (out + err)
