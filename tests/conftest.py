@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from consentry.api.app import create_app
+from consentry.plugins.manager import first_party
 from consentry.services.access import bootstrap_admin_key
 from consentry.services.core import Core, close_core, open_core
 from consentry.settings import Settings
@@ -53,11 +54,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    # the service as shipped: first-party plugins only (third-party ones have their own tests)
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
         rate_limit_per_minute=0,
         log_json=True,
+        plugins=",".join(first_party()),
     )
 
 

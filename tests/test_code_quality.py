@@ -30,3 +30,29 @@ def test_mypy_strict_is_clean() -> None:
     """mypy in strict mode finds no type errors in src/."""
     result = _run("mypy", "src")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ENTRY_MODULES = [
+    "consentry.plugins",
+    "consentry.plugins.context",
+    "consentry.plugins.gate",
+    "consentry.services.reactions",
+    "consentry.services.consents",
+    "consentry.services.core",
+    "consentry.api.app",
+    "consentry.testing",
+]
+
+
+def test_every_entry_module_imports_first() -> None:
+    """No import cycle: each module a plugin or a tool may import first loads on its own."""
+    for module in ENTRY_MODULES:
+        result = subprocess.run(
+            [sys.executable, "-c", f"import {module}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"import {module} first:\n{result.stderr[-2000:]}"

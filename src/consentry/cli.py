@@ -8,8 +8,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from consentry import audit_cli
+from consentry.plugins.manager import Plugins
+from consentry.plugins.types import Command
 from consentry.settings import Settings
 
 HELP = """Consentry: consent ledger, preferences and audit.
@@ -18,6 +21,7 @@ HELP = """Consentry: consent ledger, preferences and audit.
   migrate          create or update the schema     audit export   export entries to a file
   policy check     validate the policy             receipt verify check a consent receipt
   policy test      run the policy's test cases     openapi        write the OpenAPI document
+  plugins          list the installed plugins
 
 Settings come from CONSENTRY_* environment variables (see README), e.g.
 CONSENTRY_DATABASE_URL=postgresql://user@host/db, CONSENTRY_DATA_DIR=data."""
@@ -45,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--check", action="store_true", help="fail if the file differs from what the app generates"
     )
     audit_cli.add_commands(sub)
+    sub.add_parser("plugins", help="list the installed plugins: version, hooks, capabilities")
     receipt = sub.add_parser("receipt", help="verify a signed consent receipt offline")
     rsub = receipt.add_subparsers(dest="receipt_command", required=True)
     rverify = rsub.add_parser("verify", help="check a receipt (JWS) with the public key only")
@@ -52,8 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rverify.add_argument(
         "--public-key", type=Path, required=True, help="JWK Set, JWK or PEM public key(s)"
     )
-    args = parser.parse_args(argv)
     settings = Settings.from_env()
+    words = list(sys.argv[1:] if argv is None else argv)
+    plugin_word = bool(words) and not words[0].startswith("-") and words[0] not in sub.choices
+    commands = _plugin_commands(sub, settings) if plugin_word else {}
+    args = parser.parse_args(words)
+    if args.command in commands:
+        return asyncio.run(_run_plugin_command(settings, commands[args.command], args))
     if args.command == "serve":
         from consentry.server import serve as run
 
@@ -64,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _policy(args, settings)
     if args.command == "audit":
         return audit_cli.run(args, settings)
+    if args.command == "plugins":
+        return _plugins(settings)
     if args.command == "receipt":
         from consentry.receipt_cli import verify_receipt
 
@@ -71,6 +83,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stdout if code == 0 else sys.stderr)
         return code
     return _openapi(args.output, check=args.check)
+
+
+def _plugin_commands(sub: Any, settings: Settings) -> dict[str, tuple[Plugins, str, Command]]:
+    """Commands plugins contribute; loaded only when the first word is not a built-in command,
+    so plugins never slow down the service's own commands."""
+    from consentry.services.core import load_plugins
+
+    plugins = load_plugins(settings)
+    found = {}
+    for name, (owner, command) in plugins.registry.commands.items():
+        command.configure(sub.add_parser(name, help=f"{command.help} (plugin {owner})"))
+        found[name] = (plugins, owner, command)
+    return found
+
+
+async def _run_plugin_command(
+    settings: Settings, found: tuple[Plugins, str, Command], args: argparse.Namespace
+) -> int:
+    from consentry.plugins.context import CoreContext
+    from consentry.services.core import close_core, open_core
+
+    plugins, owner, command = found
+    core = await open_core(settings, plugins=plugins)
+    try:
+        return await command.run(args, CoreContext(core, owner))
+    finally:
+        await close_core(core)
 
 
 async def _migrate(settings: Settings) -> int:
@@ -105,10 +144,30 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if not problems and all(r.passed for r in results) else 1
 
 
+def _plugins(settings: Settings) -> int:
+    from consentry.services.core import load_plugins
+
+    try:
+        plugins = load_plugins(settings)
+    except Exception as exc:  # a plugin that cannot load: say which and why
+        print(f"plugins failed to load: {exc}", file=sys.stderr)
+        return 1
+    infos = plugins.info()
+    if not infos:
+        print("no plugins installed (entry-point group 'consentry')")
+    for p in infos:
+        print(f"{p.name} {p.version}")
+        print(f"  capabilities: {', '.join(p.capabilities) or '-'}")
+        print(f"  hooks: {', '.join(p.hooks) or '-'}")
+    return 0
+
+
 def openapi_document() -> str:
     from consentry.api.app import create_app
+    from consentry.plugins.manager import first_party
 
-    app = create_app(Settings())
+    # first-party plugins only: the committed document must not depend on what else is installed
+    app = create_app(Settings(plugins=",".join(first_party())))
     return json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n"
 
 

@@ -29,6 +29,13 @@ class Settings:
     rate_limit_per_minute: int = 6000
     customer_token_ttl_seconds: int = 900
     max_body_bytes: int = 1_048_576
+    plugins: str = ""  # names of the plugins to load, comma-separated; empty: every installed one
+    plugins_disabled: str = ""  # names never to load
+    plugin_timeout_seconds: float = 5.0  # a plugin hook that takes longer is cut off
+
+    def plugin_names(self) -> tuple[list[str], list[str]]:
+        """(enabled, disabled) plugin names from the comma-separated settings."""
+        return _names(self.plugins), _names(self.plugins_disabled)
 
     @property
     def is_postgres(self) -> bool:
@@ -59,6 +66,10 @@ class Settings:
             if raw is not None:
                 values[name] = kind(raw)
         return replace(base, **{**values, **overrides})
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _keys_schema_url(url: str) -> str:
@@ -92,4 +103,7 @@ _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "rate_limit_per_minute": int,
     "customer_token_ttl_seconds": int,
     "max_body_bytes": int,
+    "plugins": str,
+    "plugins_disabled": str,
+    "plugin_timeout_seconds": float,
 }

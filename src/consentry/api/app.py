@@ -25,10 +25,11 @@ from consentry.api.routes.consents import ConfirmationController, ConsentControl
 from consentry.api.routes.customers import CustomerController
 from consentry.api.routes.events import EventController
 from consentry.api.routes.me import MeController
+from consentry.api.routes.plugins import PluginController, plugin_routers
 from consentry.api.routes.preferences import PreferenceController
 from consentry.api.routes.purposes import PurposeController
 from consentry.clock import Clock, system_clock
-from consentry.services.core import Core, close_core, open_core
+from consentry.services.core import Core, close_core, load_plugins, open_core
 from consentry.settings import Settings
 
 
@@ -66,9 +67,11 @@ def create_app(
 ) -> Litestar:
     """Build the app; it opens the core at startup unless one is given (tests, benchmarks)."""
 
+    plugins = core.plugins if core is not None else load_plugins(settings)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.core = await open_core(settings, clock=clock)
+        app.state.core = await open_core(settings, clock=clock, plugins=plugins)
         try:
             yield
         finally:
@@ -95,6 +98,8 @@ def create_app(
             ApiKeyController,
             *audit.CONTROLLERS,
             *proofs.CONTROLLERS,
+            PluginController,
+            *plugin_routers(plugins),
         ],
         dependencies={
             "core": Provide(provide_core, sync_to_thread=False),

@@ -12,6 +12,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from consentry.api.schemas import Problem
+from consentry.plugins.manager import PluginFailed
+from consentry.plugins.types import GateRefused
 from consentry.services.errors import ServiceError
 from consentry.storage.database import UnstorableText
 from consentry.storage.idempotency import KeyReused, Replayed
@@ -131,6 +133,16 @@ def on_unstorable_text(request: Request[Any, Any, Any], exc: Exception) -> Respo
     return problem(request, 422, "text must not contain NUL (\\u0000) characters")
 
 
+def on_gate_refused(request: Request[Any, Any, Any], exc: GateRefused) -> Response[bytes]:
+    """A plugin route asked the gate and was refused: the reasons are the customer's consent."""
+    return problem(request, 403, str(exc))
+
+
+def on_plugin_failed(request: Request[Any, Any, Any], exc: PluginFailed) -> Response[bytes]:
+    """A plugin whose answer the request needed failed: say which, and why."""
+    return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, f"{exc}; nothing was recorded")
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error("request.failed", error=type(exc).__name__, path=request.scope.get("path_template"))
     return problem(
@@ -148,5 +160,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     Replayed: on_replay,
     KeyReused: on_key_reused,
     UnstorableText: on_unstorable_text,
+    GateRefused: on_gate_refused,
+    PluginFailed: on_plugin_failed,
     Exception: on_unexpected,
 }

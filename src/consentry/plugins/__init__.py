@@ -1,0 +1,33 @@
+"""The plugin author's API: implement hooks with `hookimpl`; the contract is `hookspecs`."""
+
+from consentry.plugins.hookspecs import hookimpl
+from consentry.plugins.types import (
+    Assignee,
+    Capability,
+    Channel,
+    Command,
+    ConsentChange,
+    Conversation,
+    CustomerEvent,
+    Gate,
+    GateRefused,
+    Message,
+    PluginContext,
+    SubjectView,
+)
+
+__all__ = [
+    "Assignee",
+    "Capability",
+    "Channel",
+    "Command",
+    "ConsentChange",
+    "Conversation",
+    "CustomerEvent",
+    "Gate",
+    "GateRefused",
+    "Message",
+    "PluginContext",
+    "SubjectView",
+    "hookimpl",
+]

@@ -20,7 +20,8 @@ from consentry.crypto.tokens import hash_secret, new_secret
 from consentry.domain.consent import ConsentState, Decision, Source, state_key
 from consentry.domain.decision import Verdict, evaluate
 from consentry.domain.policy import Policy, Purpose
-from consentry.services import reads
+from consentry.plugins.types import ConsentChange
+from consentry.services import reactions, reads
 from consentry.services.core import Core
 from consentry.services.customers import resolve
 from consentry.services.errors import Gone, Invalid, NotFound
@@ -200,7 +201,13 @@ async def record_for(
         )
         return Recorded(records, confirmations, gpc)
 
-    return await core.writer.submit(job)
+    recorded = await core.writer.submit(job)
+    await reactions.consents_changed(core, [_change(subject_id, r) for r in recorded.records])
+    return recorded
+
+
+def _change(subject_id: UUID, r: LedgerRecord) -> ConsentChange:
+    return ConsentChange(subject_id, r.purpose, r.channel, r.decision, r.source, r.recorded_at)
 
 
 async def _record_one(
@@ -369,7 +376,7 @@ async def confirm(core: Core, token: str) -> LedgerRecord:
     """Turn a pending double opt-in into a grant; the token works once, before it expires."""
     digest = hash_secret(token)
 
-    async def job(tx: WriteTx) -> LedgerRecord:
+    async def job(tx: WriteTx) -> tuple[UUID, LedgerRecord]:
         row = await tx.fetchrow("SELECT * FROM confirmations WHERE token_hash = ?", digest)
         if row is None:
             raise NotFound("this confirmation link is not valid")
@@ -410,9 +417,11 @@ async def confirm(core: Core, token: str) -> LedgerRecord:
             channel=rec.channel,
             record=str(rec.id),
         )
-        return rec
+        return subject_id, rec
 
-    return await core.writer.submit(job)
+    subject_id, rec = await core.writer.submit(job)
+    await reactions.consents_changed(core, [_change(subject_id, rec)])
+    return rec
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from consentry.clock import Clock, system_clock
 from consentry.crypto.secrets import Secrets, load_or_create_secrets
 from consentry.crypto.signing import SigningKey
 from consentry.domain.policy import Policy
+from consentry.plugins.manager import Plugins
 from consentry.policy.loader import load_policy
 from consentry.services.audit_tree import Checkpointer
 from consentry.settings import Settings
@@ -32,6 +33,7 @@ class Core:
     writer: Writer
     clock: Clock
     checkpointer: Checkpointer
+    plugins: Plugins
     caches: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -43,14 +45,22 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or f"sqlite:///{settings.sqlite_path}"
 
 
-async def open_core(settings: Settings, *, clock: Clock = system_clock) -> Core:
+def load_plugins(settings: Settings) -> Plugins:
+    enabled, disabled = settings.plugin_names()
+    return Plugins.load(enabled, disabled, timeout=settings.plugin_timeout_seconds)
+
+
+async def open_core(
+    settings: Settings, *, clock: Clock = system_clock, plugins: Plugins | None = None
+) -> Core:
     """Load and check the policy first: a broken policy stops the start with its message."""
     policy = load_policy(settings.policy_path)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secrets = load_or_create_secrets(settings)
     db = Database(database_url(settings))
     await db.start()
-    await migrate(db)
+    plugins = plugins if plugins is not None else load_plugins(settings)
+    await migrate(db, tuple(table for _, table in plugins.registry.tables))
     keys = open_keystore(settings.resolved_keystore_url, secrets.kek)
     await keys.open()
     writer = Writer(
@@ -59,7 +69,7 @@ async def open_core(settings: Settings, *, clock: Clock = system_clock) -> Core:
     await writer.start()
     checkpointer = Checkpointer(db, writer, SigningKey(secrets.signing_seed), clock)
     await checkpointer.start()
-    return Core(settings, policy, db, keys, secrets, writer, clock, checkpointer)
+    return Core(settings, policy, db, keys, secrets, writer, clock, checkpointer, plugins)
 
 
 async def close_core(core: Core) -> None:

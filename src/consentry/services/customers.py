@@ -115,7 +115,7 @@ async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Cus
         if row is not None and UUID(str(row["id"])) != subject_id:  # created meanwhile
             sid = UUID(str(row["id"]))
             key = await _data_key(core, sid)
-        current = _decode(row, key) if row else None
+        current = decode_subject(row, key) if row else None
         merged = _merge(core, current, sid, cmd, identities, tx.now)
         await _check_unique_email(core, tx, merged)
         await _write(core, tx, merged, key, created=current is None)
@@ -221,7 +221,7 @@ async def _write(core: Core, tx: WriteTx, c: Customer, dek: bytes, *, created: b
         )
 
 
-def _decode(row: Row, dek: bytes) -> Customer:
+def decode_subject(row: Row, dek: bytes) -> Customer:
     sid = UUID(str(row["id"]))
     identities = (
         decrypt_json(dek, row["identities_enc"], aad=_aad(sid, "identities"))
@@ -282,7 +282,7 @@ async def _read(
     dek = await core.keys.get(str(sid))
     if dek is None:
         raise NotFound("this customer's data key is gone (erased)")
-    customer = _decode(row, dek)
+    customer = decode_subject(row, dek)
     fields = sorted([*(f"identity.{k}" for k in customer.identities), *customer.attributes])
     tx.audit(
         actor.actor,

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from consentry.plugins.types import CustomerEvent
+from consentry.services import reactions
 from consentry.services.core import Core
 from consentry.services.customers import check_external_id
 from consentry.services.errors import Invalid, NotFound
@@ -69,7 +71,10 @@ async def ingest(core: Core, events: list[EventIn], actor: Principal) -> list[St
     """All or nothing: an unknown customer anywhere in the batch rejects the whole batch."""
     _validate(events)
 
+    received: list[CustomerEvent] = []
+
     async def job(tx: WriteTx) -> list[StoredEvent]:
+        received.clear()  # (a retried job starts again)
         ids = await _resolve_all(tx, {e.external_id for e in events})
         stored: list[StoredEvent] = []
         rows: list[tuple[Any, ...]] = []
@@ -78,6 +83,7 @@ async def ingest(core: Core, events: list[EventIn], actor: Principal) -> list[St
             sid = ids[e.external_id]
             s = StoredEvent(uuid.uuid4(), e.name, e.occurred_at or tx.now, tx.now, e.properties)
             stored.append(s)
+            received.append(CustomerEvent(sid, s.name, s.occurred_at))
             rows.append(
                 (
                     s.id,
@@ -104,7 +110,9 @@ async def ingest(core: Core, events: list[EventIn], actor: Principal) -> list[St
             )
         return stored
 
-    return await core.writer.submit(job)
+    stored = await core.writer.submit(job)
+    await reactions.events_received(core, received)
+    return stored
 
 
 async def _resolve_all(tx: WriteTx, external_ids: set[str]) -> dict[str, UUID]:

@@ -1,0 +1,51 @@
+"""What plugins are loaded, and the routes they contribute (under /v1/plugins/<name>/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Router, get
+from msgspec import Struct
+
+from consentry.api.auth import require
+from consentry.api.deps import CoreDep, PrincipalDep
+from consentry.plugins.manager import Plugins
+from consentry.services.principals import READ_SCOPES, Scope
+
+
+class PluginOut(Struct):
+    name: str
+    version: str
+    hooks: list[str]
+    capabilities: list[str]
+    failures: int
+
+
+class PluginList(Struct):
+    items: list[PluginOut]
+
+
+class PluginController(Controller):
+    path = "/v1/plugins"
+    tags = ["plugins"]
+
+    @get("/", summary="Loaded plugins: version, hooks, capabilities, failures so far")
+    async def list_plugins(self, core: CoreDep, principal: PrincipalDep) -> PluginList:
+        require(principal, Scope.ADMIN, *READ_SCOPES)
+        return PluginList(
+            [
+                PluginOut(p.name, p.version, list(p.hooks), list(p.capabilities), p.failures)
+                for p in core.plugins.info()
+            ]
+        )
+
+
+def plugin_routers(plugins: Plugins) -> list[Any]:
+    """One router per plugin that contributed routes, at /v1/plugins/<plugin>."""
+    by_owner: dict[str, list[Any]] = {}
+    for owner, handler in plugins.registry.routes:
+        by_owner.setdefault(owner, []).append(handler)
+    return [
+        Router(path=f"/v1/plugins/{owner}", route_handlers=handlers, tags=[f"plugin: {owner}"])
+        for owner, handlers in sorted(by_owner.items())
+    ]

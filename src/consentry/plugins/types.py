@@ -1,0 +1,153 @@
+"""The small, framework-free types that cross the plugin contract (see `hookspecs`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """Something a plugin does with customer data, e.g. `segments.membership`.
+
+    `purposes` are the purposes the plugin says it needs; the policy's `gates` section decides
+    (the contract check fails when the two disagree or a purpose is unknown)."""
+
+    name: str
+    purposes: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectView:
+    """What the gate lets a plugin see of one customer, for one capability.
+
+    `subject_id` is the pseudonymous id. `attributes` and `identities` hold only the fields
+    whose data categories the allowed purposes use. `purposes` are the purposes that allowed it.
+    """
+
+    subject_id: UUID
+    capability: str
+    purposes: tuple[str, ...]
+    region: str
+    attributes: Mapping[str, Any]
+    identities: Mapping[str, str]
+    categories: frozenset[str]
+
+
+class Gate(Protocol):
+    """The only way a plugin reaches customer data."""
+
+    async def view(self, capability: str, subject_id: UUID) -> SubjectView:
+        """A view for `capability`; raises `GateRefused` with the reason when it is denied."""
+        ...
+
+    async def allowed(self, capability: str, subject_id: UUID) -> bool:
+        """Whether a view would be granted, without building or auditing one."""
+        ...
+
+
+class GateRefused(Exception):
+    """The gate said no: unknown capability, missing or withdrawn consent, policy error."""
+
+    def __init__(self, capability: str, subject_id: UUID, reasons: list[str]) -> None:
+        super().__init__(f"{capability} refused for subject {subject_id}: {'; '.join(reasons)}")
+        self.capability = capability
+        self.subject_id = subject_id
+        self.reasons = reasons
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """A decision was recorded for a customer (after COMMIT)."""
+
+    subject_id: UUID
+    purpose: str
+    channel: str
+    decision: str  # granted | denied | withdrawn | pending
+    source: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEvent:
+    """An event was recorded for a customer (after COMMIT). Properties are not included: a
+    plugin that needs them asks the gate."""
+
+    subject_id: UUID
+    name: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """An inbound conversation to assign: where it came in, its language, keywords."""
+
+    inbound_address: str
+    language: str
+    subject_id: UUID | None = None
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Assignee:
+    kind: str  # "team" | "person"
+    id: str
+    expected_reply_minutes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What a channel is asked to deliver: already rendered, already allowed by the gate."""
+
+    subject_id: UUID
+    purpose: str
+    subject: str
+    body: str
+    to: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A way to reach a customer: `send` delivers one message and returns a delivery id."""
+
+    name: str
+    send: Callable[[Message], Awaitable[str]]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A `consentry <name>` subcommand: `configure` adds arguments to its parser, `run` gets
+    the parsed arguments and a context, and returns the exit code."""
+
+    name: str
+    help: str
+    configure: Callable[[Any], None]
+    run: Callable[[Any, PluginContext], Awaitable[int]]
+
+
+class PluginContext(Protocol):
+    """What the core hands a plugin when it calls it."""
+
+    @property
+    def plugin(self) -> str:
+        """The plugin's name, as it appears in audit entries."""
+        ...
+
+    @property
+    def gate(self) -> Gate: ...
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        """Run SQL on the plugin's own tables, in the core's transaction (audited with it)."""
+        ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Read the plugin's own tables."""
+        ...
+
+    def now(self) -> datetime: ...
