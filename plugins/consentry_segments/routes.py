@@ -1,0 +1,230 @@
+"""HTTP routes, mounted by the core under /v1/plugins/segments/.
+
+- POST   /                    create a segment (admin, backend:write)
+- GET    /                    list segments (admin, backend:read)
+- GET    /{id}                one segment
+- DELETE /{id}                delete it (admin, backend:write)
+- POST   /preview             count the members of a filter without saving it
+- GET    /{id}/count          count its members now
+- GET    /{id}/members        its members now: pseudonymous subject ids, paginated
+
+Members are personal data: the listing answers pseudonymous ids only and is a staff read,
+audited in the same transaction as the query (`consentry.services.reads.read`). Counts are
+aggregates; each one is audited too (after the query) with the segment, purpose and figure.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, delete, get, post
+from litestar.params import JSONBody, PathParameter
+from msgspec import Meta, Struct
+
+from consentry.api.auth import require
+from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.services import reads
+from consentry.services.core import Core
+from consentry.services.errors import Invalid, NotFound
+from consentry.services.pagination import decode_cursor, encode_cursor
+from consentry.services.principals import Principal, Scope
+from consentry.storage.writer import WriteTx
+from consentry_segments import store
+from consentry_segments.filters import Segment, check_purpose, parse
+
+READ = (Scope.ADMIN, Scope.BACKEND_READ)
+WRITE = (Scope.ADMIN, Scope.BACKEND_WRITE)
+TARGET = "segment:"
+
+
+SegmentId = Annotated[UUID, PathParameter(description="The segment's id")]
+
+
+class SegmentIn(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=store.MAX_NAME)]
+    purpose: Annotated[str, Meta(max_length=100)]
+    filter: dict[str, Any]
+
+
+class PreviewIn(Struct, forbid_unknown_fields=True):
+    purpose: Annotated[str, Meta(max_length=100)]
+    filter: dict[str, Any]
+
+
+class SegmentOut(Struct):
+    id: UUID
+    name: str
+    purpose: str
+    filter: dict[str, Any]
+    created_by: str
+    created_at: datetime
+
+
+class SegmentPage(Struct):
+    items: list[SegmentOut]
+    next_cursor: str | None
+
+
+class CountOut(Struct):
+    purpose: str
+    count: int
+    evaluated_at: datetime
+
+
+class MemberPage(Struct):
+    segment_id: SegmentId
+    purpose: str
+    items: list[UUID]
+    next_cursor: str | None
+    evaluated_at: datetime
+
+
+def _out(s: store.StoredSegment) -> SegmentOut:
+    return SegmentOut(s.id, s.name, s.purpose, s.filter, s.created_by, s.created_at)
+
+
+def _after(cursor: str | None) -> UUID | None:
+    values = decode_cursor(cursor, 1)
+    if values is None:
+        return None
+    try:
+        return UUID(str(values[0]))
+    except ValueError:
+        raise Invalid("cursor is not one this service issued; start again", field="cursor") from (
+            None
+        )
+
+
+async def _counted(core: Core, principal: Principal, segment: Segment, target: str) -> CountOut:
+    now = core.clock()
+    n = await store.count(core.db, core.policy, segment, postgres=core.db.is_postgres, now=now)
+
+    async def job(tx: WriteTx) -> None:
+        tx.audit(principal.actor, "segments.counted", target, purpose=segment.purpose, count=n)
+
+    await core.writer.submit(job)
+    return CountOut(segment.purpose, n, now)
+
+
+class SegmentController(Controller):
+    path = "/"
+
+    @post("/", summary="Create a segment: a filter over attributes and events, for a purpose")
+    async def create(
+        self, core: CoreDep, principal: PrincipalDep, data: JSONBody[SegmentIn]
+    ) -> SegmentOut:
+        require(principal, *WRITE)
+        name = store.check_name(data.name)
+        parse(core.policy, data.purpose, data.filter)
+
+        async def job(tx: WriteTx) -> store.StoredSegment:
+            created = await store.insert(tx, name, data.purpose, data.filter, principal.actor)
+            tx.audit(
+                principal.actor,
+                "segments.created",
+                f"{TARGET}{created.id}",
+                purpose=data.purpose,
+            )
+            return created
+
+        return _out(await core.writer.submit(job))
+
+    @get("/", summary="Segments, in id order")
+    async def list_segments(
+        self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
+    ) -> SegmentPage:
+        require(principal, *READ)
+        rows = await store.list_all(core.db, _after(cursor), limit)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return SegmentPage(
+            [_out(r) for r in rows], encode_cursor(str(rows[-1].id)) if more else None
+        )
+
+    @get("/{segment_id:uuid}", summary="One segment")
+    async def get_segment(
+        self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
+    ) -> SegmentOut:
+        require(principal, *READ)
+        return _out(await store.get(core.db, segment_id))
+
+    @delete("/{segment_id:uuid}", summary="Delete a segment", status_code=204)
+    async def delete_segment(
+        self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
+    ) -> None:
+        require(principal, *WRITE)
+
+        async def job(tx: WriteTx) -> bool:
+            gone = await store.delete(tx, segment_id)
+            if gone:
+                tx.audit(principal.actor, "segments.deleted", f"{TARGET}{segment_id}")
+            return gone
+
+        if not await core.writer.submit(job):
+            raise NotFound(f"no segment {segment_id}")
+
+    @post("/preview", summary="Count the members of a filter without saving it", status_code=200)
+    async def preview(
+        self, core: CoreDep, principal: PrincipalDep, data: JSONBody[PreviewIn]
+    ) -> CountOut:
+        require(principal, *READ)
+        segment = parse(core.policy, check_purpose(core.policy, data.purpose), data.filter)
+        return await _counted(core, principal, segment, "segment:preview")
+
+    @get("/{segment_id:uuid}/count", summary="How many customers are members now")
+    async def count(
+        self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
+    ) -> CountOut:
+        require(principal, *READ)
+        stored = await store.get(core.db, segment_id)
+        segment = store.revalidate(core.policy, stored)
+        return await _counted(core, principal, segment, f"{TARGET}{segment_id}")
+
+    @get(
+        "/{segment_id:uuid}/members",
+        summary="Members now, as pseudonymous subject ids (an audited staff read)",
+    )
+    async def members(
+        self,
+        core: CoreDep,
+        principal: PrincipalDep,
+        segment_id: SegmentId,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+    ) -> MemberPage:
+        require(principal, *READ)
+        stored = await store.get(core.db, segment_id)
+        segment = store.revalidate(core.policy, stored)
+        after = _after(cursor)
+        now = core.clock()
+
+        async def query(reader: reads.Reader) -> list[UUID]:
+            return await store.members(
+                reader,
+                core.policy,
+                segment,
+                postgres=core.db.is_postgres,
+                now=now,
+                after=after,
+                limit=limit,
+            )
+
+        ids = await reads.read(
+            core,
+            principal,
+            query,
+            action="segments.members_read",
+            target=f"{TARGET}{segment_id}",
+            details=lambda found: {
+                "purpose": segment.purpose,
+                "count": min(len(found), limit),
+                "subjects": [str(i) for i in found[:limit]],
+            },
+        )
+        more = len(ids) > limit
+        ids = ids[:limit]
+        return MemberPage(
+            segment_id, segment.purpose, ids, encode_cursor(str(ids[-1])) if more else None, now
+        )
