@@ -1,0 +1,237 @@
+"""HTTP: templates CRUD and per-customer preview, under /v1/plugins/templates/.
+
+Writes need `backend:write` (or `admin`) and take an Idempotency-Key; reads and previews need
+`backend:read`. A preview renders through the gate: a customer whose consent does not cover
+`templates.render` gets a 409 problem with the gate's reasons, never a render.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
+from msgspec import Meta, Struct
+
+from consentry.api.auth import require
+from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.api.problems import MEDIA_TYPE
+from consentry.api.schemas import Problem
+from consentry.api.writes import respond
+from consentry.services.customers import resolve
+from consentry.services.principals import Scope
+from consentry_templates import store
+from consentry_templates.render import CAPABILITY, Runtime
+from consentry_templates.sandbox import MAX_SOURCE
+
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+Source = Annotated[str, Meta(max_length=MAX_SOURCE)]
+Subject = Annotated[str, Meta(max_length=2000)]
+ExternalId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$", max_length=200)]
+
+
+class TemplateIn(Struct, forbid_unknown_fields=True):
+    name: Name
+    body: Source
+    kind: Literal["html", "text"] = "html"
+    subject: Subject = ""
+    strict: bool = True
+
+
+class TemplateOut(Struct):
+    id: UUID
+    name: str
+    kind: str
+    capability: str
+    purposes: list[str]
+    subject: str
+    body: str
+    strict: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TemplatePage(Struct):
+    items: list[TemplateOut]
+    next_cursor: str | None
+
+
+class TemplatePreviewIn(Struct, forbid_unknown_fields=True):
+    external_id: ExternalId
+
+
+class TemplatePreviewOut(Struct):
+    template_id: UUID
+    external_id: str
+    kind: str
+    subject: str
+    body: str
+    capability: str
+    purposes: list[str]
+    missing: list[str]  # fields it reads that the view allows but this customer lacks
+    withheld: list[str]  # fields it reads whose category the capability may not use
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=Problem,
+        description=description,
+        media_type=MEDIA_TYPE,
+        generate_examples=False,
+    )
+
+
+def _out(runtime: Runtime, t: store.Stored) -> TemplateOut:
+    return TemplateOut(
+        t.id,
+        t.name,
+        t.kind,
+        t.capability,
+        list(runtime.vocabulary.purposes),
+        t.subject,
+        t.body,
+        t.strict,
+        t.version,
+        t.created_at,
+        t.updated_at,
+    )
+
+
+def _draft(runtime: Runtime, data: TemplateIn) -> store.Draft:
+    runtime.check(kind=data.kind, body=data.body, subject=data.subject, strict=data.strict)
+    return store.Draft(data.name, data.kind, CAPABILITY, data.subject, data.body, data.strict)
+
+
+_INVALID = _problem(
+    "The template does not parse, uses an unknown filter, or (strict) reads a variable its"
+    " capability can never see; `field` names body or subject, the detail lists each with its line"
+)
+
+
+class TemplateController(Controller):
+    path = "/"
+
+    @post(
+        "/",
+        summary="Create a template",
+        description="Liquid, sandboxed. `kind` html autoescapes every value; text does not."
+        " A strict template (the default) may read only the fields `templates.render` could"
+        " ever see and the company's data; others are reported with their line numbers.",
+        responses={409: _problem("A template with this name exists"), 422: _INVALID},
+    )
+    async def create_template(
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        data: JSONBody[TemplateIn],
+    ) -> Response[TemplateOut]:
+        require(principal, Scope.BACKEND_WRITE)
+        runtime = Runtime.of(core)
+        draft = _draft(runtime, data)
+        return await respond(
+            request,
+            principal,
+            lambda: store.create(core, draft, principal.actor),
+            lambda t: (201, _out(runtime, t)),
+        )
+
+    @get("/", summary="List templates, by name")
+    async def list_templates(
+        self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
+    ) -> TemplatePage:
+        require(principal, Scope.BACKEND_READ)
+        runtime = Runtime.of(core)
+        page = await store.list_page(core, cursor=cursor, limit=limit)
+        return TemplatePage([_out(runtime, t) for t in page.items], page.next_cursor)
+
+    @get("/{template_id:str}", summary="Read a template")
+    async def get_template(
+        self, core: CoreDep, principal: PrincipalDep, template_id: FromPath[str]
+    ) -> TemplateOut:
+        require(principal, Scope.BACKEND_READ)
+        return _out(Runtime.of(core), await store.get(core, store.parse_id(template_id)))
+
+    @put(
+        "/{template_id:str}",
+        summary="Replace a template",
+        description="Checked as on create; the version goes up by one.",
+        responses={409: _problem("Another template has this name"), 422: _INVALID},
+    )
+    async def update_template(
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        template_id: FromPath[str],
+        data: JSONBody[TemplateIn],
+    ) -> Response[TemplateOut]:
+        require(principal, Scope.BACKEND_WRITE)
+        runtime = Runtime.of(core)
+        tid = store.parse_id(template_id)
+        draft = _draft(runtime, data)
+        return await respond(
+            request,
+            principal,
+            lambda: store.update(core, tid, draft, principal.actor),
+            lambda t: (200, _out(runtime, t)),
+        )
+
+    @delete("/{template_id:str}", summary="Delete a template", status_code=200)
+    async def delete_template(
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        template_id: FromPath[str],
+    ) -> Response[TemplateOut]:
+        require(principal, Scope.BACKEND_WRITE)
+        runtime = Runtime.of(core)
+        tid = store.parse_id(template_id)
+        return await respond(
+            request,
+            principal,
+            lambda: store.delete(core, tid, principal.actor),
+            lambda t: (200, _out(runtime, t)),
+        )
+
+    @post(
+        "/{template_id:str}/preview",
+        status_code=200,
+        summary="Render a template for one customer (through the gate, audited)",
+        description="The gate builds the customer's view for `templates.render`; the template"
+        " sees only that. `missing` lists fields the template reads that this customer does not"
+        " have, `withheld` those the capability may never see (both render empty or as their"
+        " fallback). 409 when the customer's consent does not allow it, with the reasons.",
+        responses={
+            409: _problem("The customer's consent does not allow templates.render"),
+            422: _problem("A field is not valid, or the template stopped at a sandbox limit"),
+        },
+    )
+    async def preview_template(
+        self,
+        core: CoreDep,
+        principal: PrincipalDep,
+        template_id: FromPath[str],
+        data: JSONBody[TemplatePreviewIn],
+    ) -> TemplatePreviewOut:
+        require(principal, Scope.BACKEND_READ)
+        runtime = Runtime.of(core)
+        stored = await store.get(core, store.parse_id(template_id))
+        subject_id, _ = await resolve(core, data.external_id)
+        preview = await runtime.preview(stored, subject_id)
+        return TemplatePreviewOut(
+            stored.id,
+            data.external_id,
+            stored.kind,
+            preview.rendered.subject,
+            preview.rendered.body,
+            preview.view.capability,
+            list(preview.view.purposes),
+            preview.missing,
+            preview.withheld,
+        )
