@@ -1,0 +1,55 @@
+"""HTTP: `POST /v1/plugins/chat/send` sends one chat message to a customer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from consentry.api.auth import require
+from consentry.api.deps import CoreDep, PrincipalDep
+from consentry.plugins.context import CoreContext
+from consentry.services.customers import resolve
+from consentry.services.errors import Forbidden, Invalid, ServiceError
+from consentry.services.principals import Scope
+from litestar import post
+
+from consentry_chat import deliveries, webhook
+
+PLUGIN = "chat"
+
+
+class BadGateway(ServiceError):
+    status = 502
+    title = "Bad gateway"
+
+
+class NotConfigured(ServiceError):
+    status = 503
+    title = "Service unavailable"
+
+
+class ChatSendIn(msgspec.Struct, forbid_unknown_fields=True):
+    external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+
+
+class ChatSendOut(msgspec.Struct):
+    delivery_id: str
+    status: str
+
+
+@post("/send", status_code=201, summary="Send a chat message to a customer, if the gate allows")
+async def send_chat(data: ChatSendIn, core: CoreDep, principal: PrincipalDep) -> ChatSendOut:
+    require(principal, Scope.BACKEND_WRITE)
+    subject_id, _ = await resolve(core, data.external_id)
+    try:
+        sent = await deliveries.deliver(CoreContext(core, PLUGIN), subject_id, data.text)
+    except deliveries.Refused as exc:
+        raise Forbidden(f"chat is not allowed for this customer now: {exc}") from exc
+    except deliveries.NoAddress as exc:
+        raise Invalid(str(exc), field="external_id") from exc
+    except webhook.NotConfigured as exc:
+        raise NotConfigured(str(exc)) from exc
+    if sent.status != "delivered":
+        raise BadGateway(f"delivery {sent.id} failed: {sent.error}")
+    return ChatSendOut(sent.id, sent.status)
