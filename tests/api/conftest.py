@@ -44,6 +44,10 @@ class Seed:
     admin_key: str
     checkpoint_size: int
     record_id: str
+    segment_id: str
+    spare_segment_id: str
+    template_id: str
+    spare_template_id: str
 
 
 @pytest.fixture
@@ -65,6 +69,7 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
             "decisions": [
                 {"purpose": "analytics", "decision": "granted"},
                 {"purpose": "marketing_email", "decision": "granted", "channel": "email"},
+                {"purpose": "personalization", "decision": "granted"},
             ]
         },
     )
@@ -92,6 +97,31 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
     r = await client.post("/v1/api-keys", json={"name": "spare", "scopes": ["backend:read"]})
     assert r.status_code == 201, r.text
     spare_key_id = r.json()["api_key"]["id"]
+    plugin_ids = {}
+    for kind, body in [
+        (
+            "segments",
+            {
+                "name": "pro",
+                "purpose": "marketing_email",
+                "filter": {"attr": "plan", "op": "=", "value": "pro"},
+            },
+        ),
+        (
+            "templates",
+            {
+                "name": "welcome",
+                "body": "Hi {{ customer.first_name | default: 'there' }}",
+                "subject": "Welcome",
+            },
+        ),
+    ]:
+        for copy in ("main", "spare"):
+            r = await client.post(
+                f"/v1/plugins/{kind}", json={**body, "name": f"{body['name']}-{copy}"}
+            )
+            assert r.status_code == 201, r.text
+            plugin_ids[(kind, copy)] = r.json()["id"]
     r = await client.post("/v1/audit/checkpoints")
     assert r.status_code == 201, r.text
     return Seed(
@@ -102,6 +132,10 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
         admin_key=admin_key,
         checkpoint_size=r.json()["tree_size"],
         record_id=record_id,
+        segment_id=plugin_ids[("segments", "main")],
+        spare_segment_id=plugin_ids[("segments", "spare")],
+        template_id=plugin_ids[("templates", "main")],
+        spare_template_id=plugin_ids[("templates", "spare")],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +116,8 @@ async def test_protected_operations_answer_401_without_credential(
     for method, path, _ in operations(openapi_spec):
         if (method, path) in PUBLIC:
             continue
-        url = (
-            path.replace("{external_id}", "c-1")
-            .replace("{key_id}", "k-1")
-            .replace("{seq}", "1")
-            .replace("{record_id}", "00000000-0000-4000-8000-000000000001")
-        )
+        url = path.replace("{external_id}", "c-1").replace("{key_id}", "k-1").replace("{seq}", "1")
+        url = re.sub(r"\{[a-z_]+\}", "00000000-0000-4000-8000-000000000001", url)
         body = {} if method in {"POST", "PUT", "PATCH"} else None
         # Required query parameters are validated before the credential (a 422 comes first).
         params = {"purpose": "analytics"} if path.endswith("/check") else None

@@ -52,6 +52,7 @@ INPUTLESS = {
     "GET /v1/me/consents",
     "GET /v1/me/preferences",
     "GET /v1/audit/keys",
+    "GET /v1/plugins",
     "POST /v1/audit/checkpoints",
     "POST /v1/audit/keys/rotate",
     "GET /.well-known/jwks.json",
@@ -179,6 +180,64 @@ def explicit_examples(seed: Seed) -> dict[str, list[dict[str, Any]]]:
             {"query": {"from": seed.checkpoint_size, "to": seed.checkpoint_size}}
         ],
         "GET /v1/audit/keys": [{}],
+        "GET /v1/plugins": [{}],
+        "POST /v1/plugins/segments": [
+            {
+                "body": {
+                    "name": "vip",
+                    "purpose": "marketing_email",
+                    "filter": {
+                        "and": [
+                            {"attr": "plan", "op": "in", "value": ["pro", "team"]},
+                            {"not": {"attr": "company", "op": "exists"}},
+                        ]
+                    },
+                }
+            }
+        ],
+        "GET /v1/plugins/segments": [{"query": {"limit": 1}}],
+        "GET /v1/plugins/segments/{segment_id}": [
+            {"path_parameters": {"segment_id": seed.segment_id}}
+        ],
+        "DELETE /v1/plugins/segments/{segment_id}": [
+            {"path_parameters": {"segment_id": seed.spare_segment_id}}
+        ],
+        "POST /v1/plugins/segments/preview": [
+            {
+                "body": {
+                    "purpose": "marketing_email",
+                    "filter": {"attr": "signup_at", "op": "within_days", "value": 30},
+                }
+            }
+        ],
+        "GET /v1/plugins/segments/{segment_id}/count": [
+            {"path_parameters": {"segment_id": seed.segment_id}}
+        ],
+        "GET /v1/plugins/segments/{segment_id}/members": [
+            {"path_parameters": {"segment_id": seed.segment_id}, "query": {"limit": 10}}
+        ],
+        "POST /v1/plugins/templates": [
+            {"body": {"name": "note", "kind": "text", "body": "{{ company.name }}: hello"}}
+        ],
+        "GET /v1/plugins/templates": [{"query": {"limit": 1}}],
+        "GET /v1/plugins/templates/{template_id}": [
+            {"path_parameters": {"template_id": seed.template_id}}
+        ],
+        "PUT /v1/plugins/templates/{template_id}": [
+            {
+                "path_parameters": {"template_id": seed.template_id},
+                "body": {"name": "welcome-main", "body": "Hello {{ customer.plan }}"},
+            }
+        ],
+        "DELETE /v1/plugins/templates/{template_id}": [
+            {"path_parameters": {"template_id": seed.spare_template_id}}
+        ],
+        "POST /v1/plugins/templates/{template_id}/preview": [
+            {
+                "path_parameters": {"template_id": seed.template_id},
+                "body": {"external_id": seed.external_id},
+            }
+        ],
         "POST /v1/audit/keys/rotate": [{}],
         "GET /v1/customers/{external_id}/consent-proof": [{"path_parameters": c1}],
         "GET /v1/customers/{external_id}/consent-proof.html": [{"path_parameters": c1}],
@@ -232,6 +291,8 @@ class Run:
             "key_id": self.seed.spare_key_id,
             "seq": 1,
             "record_id": self.seed.record_id,
+            "segment_id": self.seed.segment_id,
+            "template_id": self.seed.template_id,
         }
         for name in list(case.path_parameters or {}):
             if name in known:

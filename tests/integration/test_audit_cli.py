@@ -114,11 +114,13 @@ async def test_receipt_verify_from_the_cli(
     receipt, keys = tmp_path / "receipt.jws", tmp_path / "keys.json"
     receipt.write_text(r.json()["jws"])
     keys.write_text((await client.get("/.well-known/jwks.json")).text)
-    code, out, _ = await consentry(settings, "receipt", "verify", str(receipt), "--public-key",
-                                   str(keys))
+    code, out, _ = await consentry(
+        settings, "receipt", "verify", str(receipt), "--public-key", str(keys)
+    )
     assert code == 0 and r.json()["receipt_id"] in out, out
     head, payload, signature = receipt.read_text().split(".")
     receipt.write_text(f"{head}.{payload}.{signature[:-4]}AAAA")
-    code, out, err = await consentry(settings, "receipt", "verify", str(receipt), "--public-key",
-                                     str(keys))
+    code, out, err = await consentry(
+        settings, "receipt", "verify", str(receipt), "--public-key", str(keys)
+    )
     assert code == 1 and "signature" in (out + err)
