@@ -8,17 +8,16 @@ import os
 import sys
 import types
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from consentry.api.app import create_app
 from consentry.plugins import ConsentChange, CustomerEvent, PluginContext, hookimpl
 from consentry.plugins.manager import Plugins
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import close_core, open_core
 from consentry.settings import Settings
+from consentry.testing import running_service
 
 
 def listener() -> tuple[types.ModuleType, list[Any]]:
@@ -39,18 +38,14 @@ def listener() -> tuple[types.ModuleType, list[Any]]:
 
 
 @pytest.fixture
-async def with_listener(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, list[Any]]]:
+async def with_listener(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, list[Any]]]:
     module, heard = listener()
-    core = await open_core(settings, plugins=Plugins.of(("listener", module)))
-    key = await bootstrap_admin_key(core)
-    transport = httpx.ASGITransport(app=create_app(settings, core=core))
-    try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            yield client, heard
-    finally:
-        await close_core(core)
+    async with running_service(
+        ("listener", module), database_url=database_url, tmp_path=tmp_path
+    ) as service:
+        yield service.client, heard
 
 
 async def test_plugins_hear_committed_consents_and_events(
@@ -86,7 +81,9 @@ async def test_plugins_hear_committed_consents_and_events(
     assert set(info["hooks"]) == {"consent_changed", "event_received"}
 
 
-async def test_a_failing_reaction_does_not_undo_the_change(settings: Settings) -> None:
+async def test_a_failing_reaction_does_not_undo_the_change(
+    database_url: str, tmp_path: Path
+) -> None:
     module = types.ModuleType("broken")
 
     @hookimpl
@@ -94,25 +91,20 @@ async def test_a_failing_reaction_does_not_undo_the_change(settings: Settings) -
         raise RuntimeError("boom")
 
     module.consent_changed = consent_changed  # type: ignore[attr-defined]
-    core = await open_core(settings, plugins=Plugins.of(("broken", module)))
-    key = await bootstrap_admin_key(core)
-    transport = httpx.ASGITransport(app=create_app(settings, core=core))
-    try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            await client.put("/v1/customers/b-1", json={"region": "EU"})
-            r = await client.post(
-                "/v1/customers/b-1/consents",
-                json={"decisions": [{"purpose": "analytics", "decision": "granted"}]},
-            )
-            assert r.status_code == 201
-            state = (await client.get("/v1/customers/b-1/consents")).json()["items"]
-            assert [(s["purpose"], s["decision"]) for s in state] == [("analytics", "granted")]
-            [info] = (await client.get("/v1/plugins")).json()["items"]
-            assert info["failures"] == 1
-    finally:
-        await close_core(core)
+    async with running_service(
+        ("broken", module), database_url=database_url, tmp_path=tmp_path
+    ) as service:
+        client = service.client
+        await client.put("/v1/customers/b-1", json={"region": "EU"})
+        r = await client.post(
+            "/v1/customers/b-1/consents",
+            json={"decisions": [{"purpose": "analytics", "decision": "granted"}]},
+        )
+        assert r.status_code == 201
+        state = (await client.get("/v1/customers/b-1/consents")).json()["items"]
+        assert [(s["purpose"], s["decision"]) for s in state] == [("analytics", "granted")]
+        [info] = (await client.get("/v1/plugins")).json()["items"]
+        assert info["failures"] == 1
 
 
 async def test_the_cli_lists_installed_plugins(settings: Settings) -> None:
@@ -134,11 +126,20 @@ async def test_the_cli_lists_installed_plugins(settings: Settings) -> None:
 
 async def test_plugin_commands_run_through_the_cli(settings: Settings) -> None:
     """A command a plugin registers runs as `consentry <name>`, with the plugin's context."""
-    env = {**os.environ, "CONSENTRY_DATA_DIR": str(settings.data_dir),
-           "CONSENTRY_DATABASE_URL": settings.database_url, "CONSENTRY_PLUGINS": "chat"}
+    env = {
+        **os.environ,
+        "CONSENTRY_DATA_DIR": str(settings.data_dir),
+        "CONSENTRY_DATABASE_URL": settings.database_url,
+        "CONSENTRY_PLUGINS": "chat",
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "consentry.cli", "chat-deliveries", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "consentry.cli",
+        "chat-deliveries",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
