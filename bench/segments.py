@@ -33,6 +33,7 @@ from consentry_segments import store
 from consentry_segments.filters import parse
 
 from consentry.policy.loader import load_policy
+from consentry.query import members
 from consentry.settings import DEFAULT_POLICY
 from consentry.storage.database import Database
 from consentry.storage.schema import migrate
@@ -220,7 +221,9 @@ async def time_counts(db: Database, policy_path: Path, runs: int) -> tuple[list[
     found = 0
     for _ in range(runs):
         started = time.perf_counter()
-        found = await store.count(db, policy, segment, postgres=db.is_postgres, now=NOW)
+        found = await members.count(
+            db, policy, segment.purpose, segment.root, postgres=db.is_postgres, now=NOW
+        )
         times.append(time.perf_counter() - started)
     return times, found
 

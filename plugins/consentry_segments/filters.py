@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from consentry.domain.policy import Policy
+from consentry.query.ast import And, Condition, EventCount, Node, Not, Or, Scalar
 from consentry.services.errors import Invalid
 
 CAPABILITY = "segments.membership"
@@ -59,50 +60,7 @@ ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,99}$")
 
-Scalar = str | int | float | bool
 Number = int | float
-
-
-# -- the tree ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """`source` is "attr" (customer attributes) or "prop" (event properties). `value` depends on
-    `op`: a scalar; a tuple of strings and numbers (`in`); None (`exists`); days (time windows);
-    an aware datetime (`before`, `after`)."""
-
-    source: str
-    name: str
-    op: str
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class EventCount:
-    name: str
-    where: tuple[Condition, ...]
-    last_days: int | None
-    op: str
-    value: int
-
-
-@dataclass(frozen=True, slots=True)
-class And:
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    item: Node
-
-
-Node = And | Or | Not | Condition | EventCount
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,10 @@
 - GET    /{id}/count          count its members now
 - GET    /{id}/members        its members now: pseudonymous subject ids, paginated
 
-Members are personal data: the listing answers pseudonymous ids only and is a staff read,
-audited in the same transaction as the query (`consentry.services.reads.read`). Counts are
-aggregates; each one is audited too (after the query) with the segment, purpose and figure.
+The plugin never reads core tables: counts and members come from the gate
+(`gate.count`/`gate.members`), which compiles the filter tree, adds the consent condition for
+the purpose and audits each query (`plugin.query`, with who asked for which segment). Members
+are pseudonymous ids only.
 """
 
 from __future__ import annotations
@@ -25,17 +26,19 @@ from msgspec import Meta, Struct
 
 from consentry.api.auth import require
 from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
-from consentry.services import reads
+from consentry.plugins.context import CoreContext
+from consentry.plugins.gate import CoreGate
 from consentry.services.core import Core
 from consentry.services.errors import Invalid, NotFound
 from consentry.services.pagination import decode_cursor, encode_cursor
 from consentry.services.principals import Principal, Scope
 from consentry.storage.writer import WriteTx
 from consentry_segments import store
-from consentry_segments.filters import Segment, check_purpose, parse
+from consentry_segments.filters import CAPABILITY, Segment, check_purpose, parse
 
 READ = (Scope.ADMIN, Scope.BACKEND_READ)
 WRITE = (Scope.ADMIN, Scope.BACKEND_WRITE)
+PLUGIN = "segments"
 TARGET = "segment:"
 
 
@@ -97,14 +100,15 @@ def _after(cursor: str | None) -> UUID | None:
         )
 
 
+def _gate(core: Core) -> CoreGate:
+    return CoreContext(core, PLUGIN).gate
+
+
 async def _counted(core: Core, principal: Principal, segment: Segment, target: str) -> CountOut:
     now = core.clock()
-    n = await store.count(core.db, core.policy, segment, postgres=core.db.is_postgres, now=now)
-
-    async def job(tx: WriteTx) -> None:
-        tx.audit(principal.actor, "segments.counted", target, purpose=segment.purpose, count=n)
-
-    await core.writer.submit(job)
+    n = await _gate(core).count(
+        CAPABILITY, segment.purpose, segment.root, requested_by=f"{principal.actor} {target}"
+    )
     return CountOut(segment.purpose, n, now)
 
 
@@ -200,28 +204,13 @@ class SegmentController(Controller):
         after = _after(cursor)
         now = core.clock()
 
-        async def query(reader: reads.Reader) -> list[UUID]:
-            return await store.members(
-                reader,
-                core.policy,
-                segment,
-                postgres=core.db.is_postgres,
-                now=now,
-                after=after,
-                limit=limit,
-            )
-
-        ids = await reads.read(
-            core,
-            principal,
-            query,
-            action="segments.members_read",
-            target=f"{TARGET}{segment_id}",
-            details=lambda found: {
-                "purpose": segment.purpose,
-                "count": min(len(found), limit),
-                "subjects": [str(i) for i in found[:limit]],
-            },
+        ids = await _gate(core).members(
+            CAPABILITY,
+            segment.purpose,
+            segment.root,
+            after=after,
+            limit=limit,
+            requested_by=f"{principal.actor} {TARGET}{segment_id}",
         )
         more = len(ids) > limit
         ids = ids[:limit]

@@ -20,9 +20,7 @@ from piccolo.table import Table
 from consentry.domain.policy import Policy
 from consentry.services.errors import Invalid, NotFound
 from consentry.storage.writer import WriteTx
-from consentry_segments.consent_sql import consent_condition
 from consentry_segments.filters import Segment, parse
-from consentry_segments.sql import compile_filter, subjects_from
 
 MAX_NAME = 200
 
@@ -121,65 +119,3 @@ def revalidate(policy: Policy, stored: StoredSegment) -> Segment:
             f"segment {stored.id} is no longer valid under the current policy: {exc.detail}",
             field=exc.field,
         ) from None
-
-
-# -- membership --------------------------------------------------------------------------------
-
-
-def membership_sql(
-    policy: Policy, segment: Segment, *, postgres: bool, now: datetime
-) -> tuple[str, list[Any]]:
-    """`<consent condition> AND <filter>` on `sql.subjects_from` (`s` is the subject), with
-    its bound values."""
-    consent = consent_condition(policy, segment.purpose, postgres=postgres, now=now)
-    compiled = compile_filter(segment.root, postgres=postgres, now=now)
-    return f"{consent.sql} AND {compiled.sql}", [*consent.params, *compiled.params]
-
-
-async def count(
-    reader: Reader, policy: Policy, segment: Segment, *, postgres: bool, now: datetime
-) -> int:
-    where, params = membership_sql(policy, segment, postgres=postgres, now=now)
-    source = subjects_from(postgres=postgres)
-    rows = await reader.fetch(f"SELECT COUNT(*) AS n FROM {source} WHERE {where}", *params)
-    return int(rows[0]["n"])
-
-
-async def members(
-    reader: Reader,
-    policy: Policy,
-    segment: Segment,
-    *,
-    postgres: bool,
-    now: datetime,
-    after: UUID | None,
-    limit: int,
-) -> list[UUID]:
-    """Pseudonymous subject ids, in id order, `limit + 1` at most (the extra one: more pages)."""
-    where, params = membership_sql(policy, segment, postgres=postgres, now=now)
-    if after is not None:
-        where += " AND s.id > ?"
-        params.append(after)
-    rows = await reader.fetch(
-        f"SELECT s.id FROM {subjects_from(postgres=postgres)} WHERE {where} ORDER BY s.id LIMIT ?",
-        *params,
-        limit + 1,
-    )
-    return [UUID(str(r["id"])) for r in rows]
-
-
-async def is_member(
-    reader: Reader,
-    policy: Policy,
-    segment: Segment,
-    subject_id: UUID,
-    *,
-    postgres: bool,
-    now: datetime,
-) -> bool:
-    where, params = membership_sql(policy, segment, postgres=postgres, now=now)
-    source = subjects_from(postgres=postgres)
-    rows = await reader.fetch(
-        f"SELECT s.id FROM {source} WHERE s.id = ? AND {where}", subject_id, *params
-    )
-    return bool(rows)

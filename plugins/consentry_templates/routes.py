@@ -21,7 +21,6 @@ from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.api.problems import MEDIA_TYPE
 from consentry.api.schemas import Problem
 from consentry.api.writes import respond
-from consentry.services.customers import resolve
 from consentry.services.principals import Scope
 from consentry_templates import store
 from consentry_templates.render import CAPABILITY, Runtime
@@ -222,7 +221,7 @@ class TemplateController(Controller):
         require(principal, Scope.BACKEND_READ)
         runtime = Runtime.of(core)
         stored = await store.get(core, store.parse_id(template_id))
-        subject_id, _ = await resolve(core, data.external_id)
+        subject_id = await runtime.gate.subject_id(data.external_id)
         preview = await runtime.preview(stored, subject_id)
         return TemplatePreviewOut(
             stored.id,

@@ -18,6 +18,7 @@ from consentry.domain.consent import Decision, Source
 from consentry.plugins.gate import CoreGate
 from consentry.plugins.manager import Plugins
 from consentry.plugins.types import GateRefused
+from consentry.query.ast import Condition
 from consentry.services import consents, customers
 from consentry.services.core import Core, close_core, open_core
 from consentry.services.principals import SYSTEM
@@ -166,3 +167,30 @@ async def test_every_capability_runs_iff_the_decision_allows_it(
         assert set(view.attributes) == {
             k for k in ATTRIBUTES if core.policy.category_of(k) in allowed
         }
+
+
+async def test_set_queries_go_through_the_gate(frozen: tuple[Core, FrozenClock]) -> None:
+    """A set-based plugin (segments) never writes SQL over core tables: it hands the gate a
+    filter tree; the gate refuses what the purpose may not use, adds consent, and audits."""
+    core, _ = frozen
+    consented = await customer(core, "q-1", "US")  # opt-out region: allowed without a record
+    await customer(core, "q-2", "EU")  # opt-in region, no consent: never counted
+    gate = CoreGate(core, "segments")
+    plan_is_pro = Condition("attr", "plan", "=", "pro")
+    assert await gate.count("segments.membership", "marketing_email", plan_is_pro) == 1
+    ids = await gate.members("segments.membership", "marketing_email", plan_is_pro, limit=10)
+    assert ids == [consented]
+    with pytest.raises(GateRefused, match="does not gate"):
+        await gate.count("segments.membership", "analytics", plan_is_pro)
+    with pytest.raises(GateRefused, match="sensitive"):
+        await gate.count(
+            "segments.membership", "marketing_email", Condition("attr", "monthly_spend", ">", 5)
+        )
+    with pytest.raises(GateRefused, match="location data"):
+        await gate.count(
+            "segments.membership", "marketing_email", Condition("attr", "country", "=", "FR")
+        )
+    rows = await core.db.fetch("SELECT * FROM audit_log WHERE action = 'plugin.query'")
+    kinds = [json.loads(r["details"])["kind"] for r in rows]
+    assert kinds == ["count", "members"] and {r["actor"] for r in rows} == {"plugin:segments"}
+    assert json.loads(rows[1]["details"])["subjects"] == [str(consented)]

@@ -16,9 +16,11 @@ from uuid import UUID
 
 from consentry.domain.decision import Verdict, evaluate_capability
 from consentry.plugins.types import GateRefused, SubjectView
+from consentry.query import members
+from consentry.query.ast import Node
 from consentry.services.consents import to_state
 from consentry.services.core import Core
-from consentry.services.customers import decode_subject
+from consentry.services.customers import decode_subject, resolve
 from consentry.services.preferences import document_to_preferences
 from consentry.storage.writer import WriteTx
 
@@ -38,6 +40,10 @@ class CoreGate:
     async def allowed(self, capability: str, subject_id: UUID) -> bool:
         decided = await self._decide(self._core.db, capability, subject_id)
         return decided is not None and all(v.allowed for v in decided[1])
+
+    async def subject_id(self, external_id: str) -> UUID:
+        subject_id, _ = await resolve(self._core, external_id)
+        return subject_id
 
     async def view(self, capability: str, subject_id: UUID) -> SubjectView:
         core, actor = self._core, f"plugin:{self.plugin}"
@@ -81,6 +87,79 @@ class CoreGate:
         if isinstance(result, _Refusal):
             raise GateRefused(capability, subject_id, result.reasons)
         return result
+
+    # -- set-based: who matches a filter tree (segments) ------------------------------------------
+
+    def _check_query(self, capability: str, purpose: str, root: Node) -> None:
+        policy = self._core.policy
+        if purpose not in policy.gates.get(capability, ()):
+            raise GateRefused(
+                capability, None, [f"the policy does not gate {capability} to purpose {purpose!r}"]
+            )
+        found = members.problems(policy, purpose, root)
+        if found:
+            raise GateRefused(capability, None, found)
+
+    async def count(
+        self, capability: str, purpose: str, root: Node, *, requested_by: str | None = None
+    ) -> int:
+        self._check_query(capability, purpose, root)
+        core = self._core
+        now = core.clock()
+        n = await members.count(
+            core.db, core.policy, purpose, root, postgres=core.db.is_postgres, now=now
+        )
+
+        async def job(tx: WriteTx) -> None:  # an aggregate: audited just after the query
+            tx.audit(
+                f"plugin:{self.plugin}",
+                "plugin.query",
+                f"purpose:{purpose}",
+                capability=capability,
+                kind="count",
+                count=n,
+                **({"requested_by": requested_by} if requested_by else {}),
+            )
+
+        await core.writer.submit(job)
+        return n
+
+    async def members(
+        self,
+        capability: str,
+        purpose: str,
+        root: Node,
+        *,
+        after: UUID | None = None,
+        limit: int = 100,
+        requested_by: str | None = None,
+    ) -> list[UUID]:
+        self._check_query(capability, purpose, root)
+        core = self._core
+
+        async def job(tx: WriteTx) -> list[UUID]:
+            found = await members.members(
+                tx,
+                core.policy,
+                purpose,
+                root,
+                postgres=core.db.is_postgres,
+                now=tx.now,
+                after=after,
+                limit=limit,
+            )
+            tx.audit(
+                f"plugin:{self.plugin}",
+                "plugin.query",
+                f"purpose:{purpose}",
+                capability=capability,
+                kind="members",
+                subjects=[str(i) for i in found[:limit]],
+                **({"requested_by": requested_by} if requested_by else {}),
+            )
+            return found
+
+        return await core.writer.submit(job)
 
     async def _decide(
         self, reader: Any, capability: str, subject_id: UUID

@@ -49,12 +49,39 @@ class Gate(Protocol):
         """Whether a view would be granted, without building or auditing one."""
         ...
 
+    async def subject_id(self, external_id: str) -> UUID:
+        """The pseudonymous id of the customer the company calls `external_id` (what a route
+        receives); `NotFound` (a 404 problem) when there is none. Reveals nothing else."""
+        ...
+
+    async def count(
+        self, capability: str, purpose: str, root: Any, *, requested_by: str | None = None
+    ) -> int:
+        """How many customers match the filter tree (`consentry.query.ast`) and may be used for
+        `purpose` now; the core compiles and runs it, and audits the query."""
+        ...
+
+    async def members(
+        self,
+        capability: str,
+        purpose: str,
+        root: Any,
+        *,
+        after: UUID | None = None,
+        limit: int = 100,
+        requested_by: str | None = None,
+    ) -> list[UUID]:
+        """Their pseudonymous ids in id order, after `after`, `limit + 1` at most (the extra
+        one says another page exists); audited with the ids, in the same transaction."""
+        ...
+
 
 class GateRefused(Exception):
     """The gate said no: unknown capability, missing or withdrawn consent, policy error."""
 
-    def __init__(self, capability: str, subject_id: UUID, reasons: list[str]) -> None:
-        super().__init__(f"{capability} refused for subject {subject_id}: {'; '.join(reasons)}")
+    def __init__(self, capability: str, subject_id: UUID | None, reasons: list[str]) -> None:
+        whom = f" for subject {subject_id}" if subject_id else ""
+        super().__init__(f"{capability} refused{whom}: {'; '.join(reasons)}")
         self.capability = capability
         self.subject_id = subject_id
         self.reasons = reasons

@@ -184,12 +184,16 @@ async def test_members_pagination_and_audit(
     assert seen == sorted(ids[n] for n in "acde")
     assert pages == 2
     rows = await seg_core.db.fetch(
-        "SELECT actor, details FROM audit_log WHERE action = 'segments.members_read'"
-        " AND target = ? ORDER BY seq",
-        f"segment:{segment['id']}",
+        "SELECT actor, details FROM audit_log WHERE action = 'plugin.query' ORDER BY seq"
     )
-    assert len(rows) == 2
-    assert [s for row in rows for s in json.loads(row["details"])["subjects"]] == seen
+    reads = [json.loads(r["details"]) for r in rows if r["actor"] == "plugin:segments"]
+    pages_read = [
+        d
+        for d in reads
+        if d["kind"] == "members" and d["requested_by"].endswith(f"segment:{segment['id']}")
+    ]
+    assert len(pages_read) == 2  # one audit entry per page, by the gate, naming who asked
+    assert [s for d in pages_read for s in d["subjects"]] == seen
     created = await seg_core.db.fetch(
         "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'segments.created'"
     )

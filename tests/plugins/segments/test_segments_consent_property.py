@@ -10,12 +10,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from consentry_segments.consent_sql import consent_condition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentry.domain.consent import Decision
 from consentry.domain.decision import evaluate
+from consentry.query.consent_sql import consent_condition
 from consentry.services.consents import LedgerRecord, append, to_state
 from consentry.services.core import Core
 from consentry.storage.writer import WriteTx

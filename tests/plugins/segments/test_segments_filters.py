@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from consentry_segments.filters import MAX_DEPTH, Condition, EventCount, parse
-from consentry_segments.sql import compile_filter
 
 from consentry.policy.loader import load_policy
+from consentry.query.sql import compile_filter
 from consentry.services.errors import Invalid
 from consentry.settings import DEFAULT_POLICY
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from consentry_segments import store
 from consentry_segments.filters import parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentry.query import members
 from consentry.services.core import Core
 from consentry.services.errors import Invalid
 from consentry.storage.writer import WriteTx
@@ -179,14 +179,20 @@ async def test_random_filters_are_refused_or_run(seg_core: Core, raw: Any, purpo
     except Invalid as exc:
         assert exc.detail and exc.field
     else:
-        n = await store.count(
-            core.db, core.policy, segment, postgres=core.db.is_postgres, now=core.clock()
-        )
-        assert 0 <= n <= before["subjects"]
-        await store.members(
+        n = await members.count(
             core.db,
             core.policy,
-            segment,
+            segment.purpose,
+            segment.root,
+            postgres=core.db.is_postgres,
+            now=core.clock(),
+        )
+        assert 0 <= n <= before["subjects"]
+        await members.members(
+            core.db,
+            core.policy,
+            segment.purpose,
+            segment.root,
             postgres=core.db.is_postgres,
             now=core.clock(),
             after=None,
@@ -204,8 +210,13 @@ async def test_hostile_values_run_and_match_literally(seg_core: Core) -> None:
         {"attr": "plan", "op": "=", "value": "'; DROP TABLE subjects; --"},
     )
     # The seeded customers are in US, an opt-out region: no record means allowed.
-    n = await store.count(
-        seg_core.db, seg_core.policy, segment, postgres=seg_core.db.is_postgres, now=T0
+    n = await members.count(
+        seg_core.db,
+        seg_core.policy,
+        segment.purpose,
+        segment.root,
+        postgres=seg_core.db.is_postgres,
+        now=T0,
     )
     assert n == 1
     assert (await counts(seg_core))["subjects"] == 3

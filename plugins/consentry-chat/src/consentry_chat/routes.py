@@ -8,7 +8,6 @@ import msgspec
 from consentry.api.auth import require
 from consentry.api.deps import CoreDep, PrincipalDep
 from consentry.plugins.context import CoreContext
-from consentry.services.customers import resolve
 from consentry.services.errors import Forbidden, Invalid, ServiceError
 from consentry.services.principals import Scope
 from litestar import post
@@ -41,9 +40,10 @@ class ChatSendOut(msgspec.Struct):
 @post("/send", status_code=201, summary="Send a chat message to a customer, if the gate allows")
 async def send_chat(data: ChatSendIn, core: CoreDep, principal: PrincipalDep) -> ChatSendOut:
     require(principal, Scope.BACKEND_WRITE)
-    subject_id, _ = await resolve(core, data.external_id)
+    context = CoreContext(core, PLUGIN)
+    subject_id = await context.gate.subject_id(data.external_id)
     try:
-        sent = await deliveries.deliver(CoreContext(core, PLUGIN), subject_id, data.text)
+        sent = await deliveries.deliver(context, subject_id, data.text)
     except deliveries.Refused as exc:
         raise Forbidden(f"chat is not allowed for this customer now: {exc}") from exc
     except deliveries.NoAddress as exc:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from consentry_segments.filters import And, Condition, EventCount, Node, Not, Or
+from consentry.query.ast import And, Condition, EventCount, Node, Not, Or
 
 _SQL_OP = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _COMPARE: dict[str, Callable[[int, int], bool]] = {

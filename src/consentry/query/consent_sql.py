@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from consentry.domain.policy import ConsentModel, LegalBasis, Policy
-from consentry_segments.sql import Compiled
+from consentry.query.sql import Compiled
 
 
 def default_allowed_regions(policy: Policy, purpose: str) -> list[str]:
