@@ -224,3 +224,13 @@ async def test_consent_proof_entries_carry_inclusion_proofs(client: Client) -> N
             [bytes.fromhex(h) for h in inc["proof"]],
             bytes.fromhex(cp["root"]),
         )
+
+
+async def test_times_out_of_range_in_utc_are_clear_problems(client: Client) -> None:
+    """Found by schemathesis: year 1 at +11:30 is year 0 in UTC; a 422, not a 500."""
+    for path in ["/v1/audit/entries", "/v1/customers/x-1/events"]:
+        if path.endswith("events"):
+            await client.put("/v1/customers/x-1", json={"region": "EU"})
+        r = await client.get(path, params={"since": "0001-01-01T01:00:00+11:30"})
+        assert r.status_code == 422, r.text
+        assert "out of range" in r.json()["detail"]

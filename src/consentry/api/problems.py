@@ -15,7 +15,7 @@ from consentry.api.schemas import Problem
 from consentry.plugins.manager import PluginFailed
 from consentry.plugins.types import GateRefused
 from consentry.services.errors import ServiceError
-from consentry.storage.database import UnstorableText
+from consentry.storage.database import UnstorableText, UnstorableTime
 from consentry.storage.idempotency import KeyReused, Replayed
 
 MEDIA_TYPE = "application/problem+json"
@@ -133,6 +133,10 @@ def on_unstorable_text(request: Request[Any, Any, Any], exc: Exception) -> Respo
     return problem(request, 422, "text must not contain NUL (\\u0000) characters")
 
 
+def on_unstorable_time(request: Request[Any, Any, Any], exc: UnstorableTime) -> Response[bytes]:
+    return problem(request, 422, str(exc))
+
+
 def on_gate_refused(request: Request[Any, Any, Any], exc: GateRefused) -> Response[bytes]:
     """A plugin route asked the gate and was refused: the reasons are the customer's consent."""
     return problem(request, 403, str(exc))
@@ -160,6 +164,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     Replayed: on_replay,
     KeyReused: on_key_reused,
     UnstorableText: on_unstorable_text,
+    UnstorableTime: on_unstorable_time,
     GateRefused: on_gate_refused,
     PluginFailed: on_plugin_failed,
     Exception: on_unexpected,

@@ -12,6 +12,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,21 @@ class UnstorableText(ValueError):
     """Text with a NUL character: PostgreSQL refuses it, so neither engine takes it."""
 
 
+class UnstorableTime(ValueError):
+    """A time that falls outside years 1-9999 once converted to UTC."""
+
+
 def _checked(args: Sequence[Any]) -> Sequence[Any]:
     for arg in args:
         if isinstance(arg, str) and "\x00" in arg:
             raise UnstorableText("text must not contain NUL (\\u0000) characters")
+        if isinstance(arg, datetime) and arg.tzinfo is not None:
+            try:
+                arg.astimezone(UTC)
+            except OverflowError:
+                raise UnstorableTime(
+                    f"{arg.isoformat()} is out of range once converted to UTC (years 1-9999)"
+                ) from None
     return args
 
 
