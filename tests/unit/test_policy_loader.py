@@ -10,6 +10,7 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentry.domain.deadlines import BUILTIN_REGULATIONS, Period, Regulation, Unit
 from consentry.domain.policy import ConsentModel, LegalBasis, Policy
 from consentry.policy.loader import PolicyError, PolicyIssue, load_policy, parse_policy
 
@@ -91,6 +92,14 @@ def insert(after: int, *lines: str) -> str:
     return "\n".join(src) + "\n"
 
 
+def with_regulations(*lines: str) -> str:
+    """MINIMAL with a `regulations:` section (line 49) whose entries start on line 50."""
+    return insert(48, "regulations:", *lines)
+
+
+GDPR_CCPA = ("  GDPR: {respond: 1 month}", "  CCPA: {respond: 45 days}")
+
+
 def issues_of(text: str) -> list[PolicyIssue]:
     with pytest.raises(PolicyError) as caught:
         parse_policy(text.encode(), "p.yaml")
@@ -161,6 +170,28 @@ BROKEN = [
     ("unsupported tag", replace(2, "  name: !!binary QWNtZQ=="), 2, "unsupported YAML tag"),
     ("merge keys", insert(36, "  <<: {JP: {model: opt_in, regulation: APPI}}"), 37,
      "merge keys (<<) are not supported"),
+    ("region names an undeclared regulation", with_regulations(GDPR_CCPA[0]), 37,
+     "regulation 'CCPA' is not declared; declare it under regulations (declared: GDPR)"),
+    ("bad period", with_regulations("  GDPR: {respond: 1 fortnight}", GDPR_CCPA[1]), 50,
+     "invalid period '1 fortnight'"),
+    ("period out of range", with_regulations(GDPR_CCPA[0], "  CCPA: {respond: 400 days}"), 51,
+     "the number must be 1 to 366"),
+    ("period not a string", with_regulations(GDPR_CCPA[0], "  CCPA: {respond: 45}"), 51,
+     "invalid period '45'"),
+    ("unknown regulation key",
+     with_regulations("  GDPR: {respond: 1 month, extend: 2 months}", GDPR_CCPA[1]), 50,
+     "unknown key 'extend' (did you mean 'extension'?)"),
+    ("regulation without respond", with_regulations("  GDPR: {extension: 2 months}",
+     GDPR_CCPA[1]), 50, "missing required key 'respond'"),
+    ("bad holiday", with_regulations(*GDPR_CCPA, "  APPI:", "    respond: 14 days",
+     "    holidays: [2026-12-25, 2026-02-30]"), 54, "expected a date as YYYY-MM-DD"),
+    ("roll_forward not a boolean",
+     with_regulations("  GDPR: {respond: 1 month, roll_forward: sometimes}", GDPR_CCPA[1]), 50,
+     "expected true or false"),
+    ("regulations not a mapping", insert(48, "regulations: [GDPR, CCPA]"), 49,
+     "expected a mapping, got a list"),
+    ("invalid regulation name", with_regulations(*GDPR_CCPA, "  'EU GDPR': {respond: 1 month}"),
+     52, "invalid regulation 'EU GDPR'"),
     ("empty file", "", 1, "the file is empty"),
     ("not a mapping", "- a\n- b\n", 1, "expected a mapping, got a list"),
     ("not UTF-8", MINIMAL.replace("Acme\n", "Acme\udcff\n", 1), 2, "must be UTF-8"),
@@ -210,6 +241,52 @@ def test_optional_sections_take_fail_closed_defaults() -> None:
     assert policy.double_opt_in_ttl_hours == 72
 
 
+def test_regulations_section_replaces_the_builtins() -> None:
+    """A `regulations:` section is read into typed periods and replaces the builtins entirely."""
+    text = with_regulations(
+        "  GDPR:",
+        "    respond: 1 month",
+        "    extension: 2 months",
+        "    roll_forward: true",
+        "    holidays: [2026-12-25, '2027-01-01']",
+        "  CCPA:",
+        "    acknowledge: 10 business days",
+        "    respond: 45 days",
+        "    extension: 45 days",
+        "    opt_out: 15 business_days",
+        "  APPI: {respond: 14 days, extension: null}",
+    )
+    policy = parse_policy(text.encode(), "p.yaml")
+    assert set(policy.regulations) == {"GDPR", "CCPA", "APPI"}
+    gdpr = policy.regulation_for("GDPR")
+    assert gdpr.respond == Period(1, Unit.MONTHS) and gdpr.extension == Period(2, Unit.MONTHS)
+    assert gdpr.roll_forward
+    assert {str(day) for day in gdpr.holidays} == {"2026-12-25", "2027-01-01"}
+    assert policy.regulation_for("CCPA") == BUILTIN_REGULATIONS["CCPA"]
+    assert policy.regulation_for("APPI") == Regulation("APPI", Period(14, Unit.DAYS))
+
+
+def test_absent_regulations_section_takes_the_builtins() -> None:
+    """Without a `regulations:` section the builtin GDPR, UK-GDPR and CCPA clocks apply."""
+    policy = parse_policy(MINIMAL.encode(), "p.yaml")
+    assert policy.regulations == BUILTIN_REGULATIONS
+    assert policy.regulation_for("UK-GDPR").roll_forward
+    with pytest.raises(KeyError, match="APPI"):
+        policy.regulation_for("APPI")
+
+
+def test_undeclared_regulation_is_reported_at_the_region(tmp_path: Path) -> None:
+    """A region's regulation missing from `regulations:` is an error at the region's line."""
+    path = tmp_path / "regs.yaml"
+    path.write_text(with_regulations(GDPR_CCPA[0]), encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert str(caught.value) == (
+        f"{path}:37: regions.US-CA.regulation: regulation 'CCPA' is not declared; declare"
+        " it under regulations (declared: GDPR)"
+    )
+
+
 def test_events_days_null_keeps_events() -> None:
     """`events_days: null` is allowed and means events are kept."""
     policy = parse_policy(replace(47, "  events_days: null").encode(), "p.yaml")
@@ -241,6 +318,16 @@ def test_default_policy_encodes_the_regional_rules() -> None:
     assert policy.purposes["essential"].legal_basis is LegalBasis.CONTRACT
     assert policy.default_region == "OTHER"
     assert all(policy.categories[c].sensitive for c in policy.identities.values())
+
+
+def test_default_policy_declares_deadlines_for_every_region() -> None:
+    """Every region's regulation has DSR clocks; GDPR and CCPA match the builtins."""
+    policy = load_policy(DEFAULT_POLICY)
+    for region in policy.regions.values():
+        assert policy.regulation_for(region.regulation).name == region.regulation
+    for name in ("GDPR", "UK-GDPR", "CCPA"):
+        assert policy.regulation_for(name) == BUILTIN_REGULATIONS[name]
+    assert str(policy.regulation_for("none").respond) == "30 days"
 
 
 def test_version_changes_with_any_byte() -> None:

@@ -9,6 +9,8 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from consentry.domain.deadlines import BUILTIN_REGULATIONS, Regulation
+
 
 class LegalBasis(StrEnum):
     """GDPR Art. 6(1) bases; `contract` covers transactional and critical messages."""
@@ -115,6 +117,7 @@ class Policy:
     gates: dict[str, tuple[str, ...]]  # plugin capability -> purposes it needs
     retention: Retention
     double_opt_in_ttl_hours: int = 72
+    regulations: dict[str, Regulation] = field(default_factory=lambda: dict(BUILTIN_REGULATIONS))
 
     def category_of(self, attribute: str) -> str | None:
         return self.attributes.get(attribute, self.unknown_attributes)
@@ -125,3 +128,10 @@ class Policy:
 
     def region(self, code: str | None) -> Region:
         return self.regions[code or self.default_region]
+
+    def regulation_for(self, name: str) -> Regulation:
+        """The DSR deadlines of regulation `name`; KeyError when the policy declares none."""
+        found = self.regulations.get(name)
+        if found is None:
+            raise KeyError(f"regulation {name!r} is not declared in the policy")
+        return found

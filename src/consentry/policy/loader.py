@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Collection
+from datetime import date
 from pathlib import Path
 
+from consentry.domain.deadlines import BUILTIN_REGULATIONS, Period, Regulation, parse_period
 from consentry.domain.policy import (
     ConsentModel,
     DataCategory,
@@ -22,7 +24,7 @@ from consentry.domain.policy import (
     Retention,
     Topic,
 )
-from consentry.policy._checker import Checker
+from consentry.policy._checker import Checker, listing
 from consentry.policy._nodes import PolicyError, PolicyIssue, YNode, YScalar, child, parse_yaml
 from consentry.policy._purposes import IDENT, PurposeReader
 
@@ -32,13 +34,15 @@ CAPABILITY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 REGION = re.compile(r"^[A-Z]{2,}(-[A-Z0-9]{1,3})?$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+REGULATION = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+REGULATION_PERIODS = ("extension", "acknowledge", "opt_out")  # optional; `null` means none
 REJECT = "reject"  # unknown_attributes: refuse attributes the policy does not declare
 TOP_REQUIRED = (
     "controller", "languages", "categories", "channels", "purposes", "regions", "default_region",
 )  # fmt: skip
 TOP_OPTIONAL = (
     "identities", "attributes", "unknown_attributes", "topics", "gates", "retention",
-    "double_opt_in_ttl_hours",
+    "double_opt_in_ttl_hours", "regulations",
 )  # fmt: skip
 
 
@@ -72,6 +76,7 @@ class _PolicyReader(PurposeReader):
         self.channels = self.list_of(f.get("channels"), "channels", "channel", IDENT)
         self.known["channel"] = None if self.channels is None else set(self.channels)
         self.categories = self.read_categories(f.get("categories"))
+        regulations = self.read_regulations(f.get("regulations"))
         regions = self.read_regions(f.get("regions"))
         default_region = self.ck.reference(
             f.get("default_region"), "default_region", self.known["region"], "region"
@@ -105,6 +110,7 @@ class _PolicyReader(PurposeReader):
             identities=identities, purposes=purposes, channels=self.channels, topics=topics,
             regions=regions, default_region=default_region, gates=gates, retention=retention,
             double_opt_in_ttl_hours=72 if ttl is None else ttl,
+            regulations=dict(BUILTIN_REGULATIONS) if regulations is None else regulations,
         )  # fmt: skip
 
     def controller(self, node: YNode | None) -> dict[str, str]:
@@ -141,6 +147,7 @@ class _PolicyReader(PurposeReader):
                 f.get("model"), child(path, "model"), ConsentModel, "consent model"
             )
             regulation = self.ck.string(f.get("regulation"), child(path, "regulation"))
+            self.regulation_declared(f.get("regulation"), child(path, "regulation"), regulation)
             gpc = self.ck.boolean(f.get("honor_gpc"), child(path, "honor_gpc"))
             if model is not None and regulation is not None:
                 out[e.key] = Region(e.key, model, regulation, bool(gpc))
@@ -216,3 +223,58 @@ class _PolicyReader(PurposeReader):
             days_node = None  # explicit null: keep events forever
         days = self.ck.integer(days_node, "retention.events_days", minimum=1)
         return Retention(keep_ledger_after_erasure=keep is not False, events_days=days)
+
+    def read_regulations(self, node: YNode | None) -> dict[str, Regulation] | None:
+        """DSR deadlines per regulation; None when the section is absent (the builtins apply)."""
+        if node is None:
+            return None
+        out: dict[str, Regulation] = {}
+        for e in self.section(node, "regulations", REGULATION, "regulation"):
+            if (found := self.regulation(e.key, e.value, child("regulations", e.key))) is not None:
+                out[e.key] = found
+        return out
+
+    def regulation(self, name: str, node: YNode, path: str) -> Regulation | None:
+        optional = (*REGULATION_PERIODS, "roll_forward", "holidays")
+        f = self.ck.fields(node, path, ("respond",), optional)
+        if f is None:
+            return None
+        at = {key: child(path, key) for key in ("respond", *optional)}
+        respond = self.period(f.get("respond"), at["respond"])
+        extension, acknowledge, opt_out = (
+            self.period(f.get(key), at[key], nullable=True) for key in REGULATION_PERIODS
+        )
+        roll = self.ck.boolean(f.get("roll_forward"), at["roll_forward"])
+        holidays = self.holidays(f.get("holidays"), at["holidays"])
+        if respond is None:
+            return None
+        return Regulation(name, respond, extension, acknowledge, opt_out, bool(roll), holidays)
+
+    def period(self, node: YNode | None, path: str, nullable: bool = False) -> Period | None:
+        if nullable and isinstance(node, YScalar) and node.value is None:
+            return None  # explicit null: no such period
+        text = self.ck.string(node, path)
+        if text is None or node is None:
+            return None
+        try:
+            return parse_period(text)
+        except ValueError as error:
+            self.ck.error(node.line, path, str(error))
+            return None
+
+    def holidays(self, node: YNode | None, path: str) -> frozenset[date]:
+        found = self.ck.sequence(node, path)
+        items = enumerate(found.items if found else ())
+        days = (self.date(item, child(path, i)) for i, item in items)
+        return frozenset(date.fromisoformat(day) for day in days if day is not None)
+
+    def regulation_declared(self, node: YNode | None, path: str, name: str | None) -> None:
+        """A region's regulation must be declared when the policy has a regulations section."""
+        declared = self.known.get("regulation")
+        if node is None or name is None or declared is None or name in declared:
+            return
+        message = (
+            f"regulation {name!r} is not declared; declare it under regulations"
+            f" (declared: {listing(declared)})"
+        )
+        self.ck.error(node.line, path, message)
