@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from consentry import audit_cli
+from consentry import audit_cli, dsr_cli
 from consentry.plugins.manager import Plugins
 from consentry.plugins.types import Command
 from consentry.settings import Settings
@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--check", action="store_true", help="fail if the file differs from what the app generates"
     )
     audit_cli.add_commands(sub)
+    dsr_cli.add_commands(sub)
     sub.add_parser("plugins", help="list the installed plugins: version, hooks, capabilities")
     receipt = sub.add_parser("receipt", help="verify a signed consent receipt offline")
     rsub = receipt.add_subparsers(dest="receipt_command", required=True)
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _policy(args, settings)
     if args.command == "audit":
         return audit_cli.run(args, settings)
+    if args.command in ("requests", "erase"):
+        return dsr_cli.run(args, settings)
     if args.command == "plugins":
         return _plugins(settings)
     if args.command == "receipt":

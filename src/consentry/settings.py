@@ -32,6 +32,7 @@ class Settings:
     plugins: str = ""  # names of the plugins to load, comma-separated; empty: every installed one
     plugins_disabled: str = ""  # names never to load
     plugin_timeout_seconds: float = 5.0  # a plugin hook that takes longer is cut off
+    export_link_ttl_seconds: int = 259_200  # a DSR export download link works this long (72 h)
 
     def plugin_names(self) -> tuple[list[str], list[str]]:
         """(enabled, disabled) plugin names from the comma-separated settings."""

@@ -48,6 +48,8 @@ class Seed:
     spare_segment_id: str
     template_id: str
     spare_template_id: str
+    requests: dict[str, str]  # what a seeded data-subject request is for -> its id
+    export_token: str
 
 
 @pytest.fixture
@@ -122,6 +124,7 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
             )
             assert r.status_code == 201, r.text
             plugin_ids[(kind, copy)] = r.json()["id"]
+    requests, export_token = await seed_requests(client, customer_token)
     r = await client.post("/v1/audit/checkpoints")
     assert r.status_code == 201, r.text
     return Seed(
@@ -136,7 +139,53 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
         spare_segment_id=plugin_ids[("segments", "spare")],
         template_id=plugin_ids[("templates", "main")],
         spare_template_id=plugin_ids[("templates", "spare")],
+        requests=requests,
+        export_token=export_token,
     )
+
+
+async def seed_requests(
+    client: httpx.AsyncClient, customer_token: str
+) -> tuple[dict[str, str], str]:
+    """Data-subject requests in each state a step needs: c-1's own fulfilled access request
+    (with an export and a download link), an erased customer's request (with a certificate),
+    and open ones to verify, acknowledge, extend, reject and fulfil."""
+    ids: dict[str, str] = {}
+
+    async def file(purpose: str, ext: str, kind: str, **extra: Any) -> str:
+        r = await client.post("/v1/requests", json={"external_id": ext, "type": kind, **extra})
+        assert r.status_code == 201, r.text
+        ids[purpose] = r.json()["id"]
+        return ids[purpose]
+
+    r = await client.post(
+        "/v1/me/requests",
+        json={"type": "access"},
+        headers={"Authorization": f"Bearer {customer_token}"},
+    )
+    assert r.status_code == 201, r.text
+    ids["access"] = r.json()["id"]
+    r = await client.post(f"/v1/requests/{ids['access']}/fulfil")
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/requests/{ids['access']}/download-link")
+    assert r.status_code == 201, r.text
+    token = r.json()["url"].rsplit("/", 1)[1]
+    r = await client.put("/v1/customers/c-erased", json={"identities": {"email": "e@example.com"}})
+    assert r.status_code == 201, r.text
+    erasure = await file("erasure", "c-erased", "erasure", verified_by="login")
+    r = await client.post(f"/v1/requests/{erasure}/fulfil")
+    assert r.status_code == 200, r.text
+    await file("verify", SEED_CUSTOMER, "rectification")
+    await file("acknowledge", SEED_CUSTOMER, "restrict")
+    await file("extend", SEED_CUSTOMER, "portability")
+    await file("reject", SEED_CUSTOMER, "restrict")
+    await file("fulfil", SEED_CUSTOMER, "rectification", verified_by="login")
+    for step in ("verify", "acknowledge", "extend", "reject"):  # one for the fuzzer, each
+        await file(f"fuzz-{step}", SEED_CUSTOMER, "restrict")
+    await file("fuzz-fulfil", SEED_CUSTOMER, "rectification", verified_by="login")
+    r = await client.put("/v1/customers/c-bulk", json={})
+    assert r.status_code == 201, r.text
+    return ids, token
 
 
 class _Server(uvicorn.Server):

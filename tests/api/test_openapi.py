@@ -21,6 +21,7 @@ PUBLIC = {
     ("GET", "/v1/purposes"),
     ("GET", "/v1/purposes/{name}"),
     ("POST", "/v1/confirmations"),
+    ("GET", "/v1/exports/{token}"),  # the expiring download link is the credential
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/consentry-audit-keys.pem"),
 }

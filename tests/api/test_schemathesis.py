@@ -247,8 +247,39 @@ def explicit_examples(seed: Seed) -> dict[str, list[dict[str, Any]]]:
         "GET /v1/me/consents/{record_id}/receipt": [
             {"path_parameters": {"record_id": seed.record_id}}
         ],
+        **request_examples(seed),
         "GET /.well-known/jwks.json": [{}],
         "GET /.well-known/consentry-audit-keys.pem": [{}],
+    }
+
+
+def request_examples(seed: Seed) -> dict[str, list[dict[str, Any]]]:
+    req = seed.requests
+
+    def at(purpose: str) -> dict[str, Any]:
+        return {"path_parameters": {"request_id": req[purpose]}}
+
+    return {
+        "POST /v1/requests": [{"body": {"external_id": seed.external_id, "type": "access"}}],
+        "GET /v1/requests": [
+            {"query": {"open": "true", "limit": 5}},
+            {"query": {"overdue": "true"}},
+        ],
+        "GET /v1/requests/{request_id}": [at("access")],
+        "POST /v1/requests/{request_id}/verify": [{**at("verify"), "body": {"method": "login"}}],
+        "POST /v1/requests/{request_id}/acknowledge": [at("acknowledge")],
+        "POST /v1/requests/{request_id}/extend": [{**at("extend"), "body": {"reason": "volume"}}],
+        "POST /v1/requests/{request_id}/reject": [{**at("reject"), "body": {"reason": "dup"}}],
+        "POST /v1/requests/{request_id}/fulfil": [{**at("fulfil"), "body": {"note": "fixed"}}],
+        "POST /v1/requests/{request_id}/download-link": [at("access")],
+        "GET /v1/requests/{request_id}/export": [at("access")],
+        "GET /v1/requests/{request_id}/certificate": [at("erasure")],
+        "GET /v1/exports/{token}": [{"path_parameters": {"token": seed.export_token}}],
+        "POST /v1/erasures": [{"body": {"external_ids": ["c-bulk", "nobody-here"]}}],
+        "POST /v1/me/requests": [{"body": {"type": "portability"}}],
+        "GET /v1/me/requests": [{}],
+        "GET /v1/me/requests/{request_id}": [at("access")],
+        "GET /v1/me/requests/{request_id}/export": [at("access")],
     }
 
 
@@ -293,7 +324,14 @@ class Run:
             "record_id": self.seed.record_id,
             "segment_id": self.seed.segment_id,
             "template_id": self.seed.template_id,
+            "request_id": self.seed.requests["access"],
+            "token": self.seed.export_token,
         }
+        step = case.operation.path.rsplit("/", 1)[-1]
+        if f"fuzz-{step}" in self.seed.requests:  # an open request each step can succeed on
+            known["request_id"] = self.seed.requests[f"fuzz-{step}"]
+        elif step == "certificate":
+            known["request_id"] = self.seed.requests["erasure"]
         for name in list(case.path_parameters or {}):
             if name in known:
                 case.path_parameters[name] = known[name]

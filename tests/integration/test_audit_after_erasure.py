@@ -1,7 +1,7 @@
 """Erasure leaves the audit chain verifiable: entries hold no personal data, so nothing in them
 needs rewriting. A customer with distinctive personal data goes through every audited path, is
-then erased the way the erasure flow does it (data key destroyed, rows deleted), and the
-exported log still verifies offline with no trace of that data in it."""
+then erased through the data-subject request flow, and the exported log still verifies offline
+with no trace of that data in it."""
 
 from __future__ import annotations
 
@@ -78,19 +78,15 @@ async def test_erased_customer_leaves_a_verifiable_log_without_personal_data(
     slice_before = (await client.get("/v1/audit/export", params={"subject": subject_id})).content
     assert slice_before.count(b"\n") >= len(calls)  # the customer's entries are all there
 
-    # erasure as the DSR flow does it: destroy the data key, delete the rows
-    assert await core.keys.destroy(subject_id)
-    async with core.db.transaction() as tx:
-        for table in (
-            "consent_state",
-            "consent_records",
-            "preference_state",
-            "preference_records",
-            "events",
-            "confirmations",
-        ):
-            await tx.execute(f"DELETE FROM {table} WHERE subject_id = ?", subject_id)
-        await tx.execute("DELETE FROM subjects WHERE id = ?", subject_id)
+    # the erasure itself, through the data-subject request flow
+    r = await client.post(
+        "/v1/requests",
+        json={"external_id": EXTERNAL_ID, "type": "erasure", "verified_by": "signed-in"},
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/v1/requests/{r.json()['id']}/fulfil")
+    assert r.status_code == 200 and r.json()["state"] == "completed", r.text
+    assert await core.keys.get(subject_id) is None
 
     full = (await client.get("/v1/audit/export")).content
     report = verify_export(full.splitlines(), keys)

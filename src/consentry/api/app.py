@@ -28,6 +28,12 @@ from consentry.api.routes.me import MeController
 from consentry.api.routes.plugins import PluginController, plugin_routers
 from consentry.api.routes.preferences import PreferenceController
 from consentry.api.routes.purposes import PurposeController
+from consentry.api.routes.requests import (
+    BulkErasureController,
+    ExportDownloadController,
+    MyRequestController,
+    RequestController,
+)
 from consentry.clock import Clock, system_clock
 from consentry.services.core import Core, close_core, load_plugins, open_core
 from consentry.settings import Settings
@@ -98,6 +104,10 @@ def create_app(
             ApiKeyController,
             *audit.CONTROLLERS,
             *proofs.CONTROLLERS,
+            RequestController,
+            ExportDownloadController,
+            BulkErasureController,
+            MyRequestController,
             PluginController,
             *plugin_routers(plugins),
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from consentry.api import schemas as s
@@ -11,6 +12,8 @@ from consentry.domain.policy import Policy, Purpose
 from consentry.services.access import ApiKeyInfo
 from consentry.services.consents import LedgerRecord, Recorded
 from consentry.services.customers import Customer
+from consentry.services.dsr import BulkOutcome
+from consentry.services.dsr_requests import DsrRequest
 from consentry.services.events import StoredEvent
 
 
@@ -24,6 +27,7 @@ def customer(c: Customer) -> s.CustomerOut:
         c.created_at,
         c.updated_at,
         c.version,
+        c.previously_erased_at,
     )
 
 
@@ -116,4 +120,48 @@ def purpose(policy: Policy, p: Purpose, language: str) -> s.PurposeOut:
             notice.published,
         ),
         notice_history=[n.version for n in p.notices],
+    )
+
+
+def dsr_request(r: DsrRequest, now: datetime) -> s.RequestOut:
+    def day(d: Any) -> str | None:
+        return d.isoformat() if d else None
+
+    clocks = s.ClocksOut(
+        due=r.due_on.isoformat(),
+        days_left=r.days_left(now),
+        overdue=r.overdue(now),
+        respond_by=r.respond_by.isoformat(),
+        extended_to=day(r.extended_to),
+        acknowledge_by=day(r.acknowledge_by),
+        acknowledged_at=r.acknowledged_at,
+        acknowledgement_overdue=r.state.open and r.acknowledgement_overdue(now),
+    )
+    return s.RequestOut(
+        id=r.id,
+        external_id=r.external_id,
+        type=r.type.value,
+        regulation=r.regulation,
+        state=r.state.value,
+        channel=r.channel,
+        received_at=r.received_at,
+        clocks=clocks,
+        extended_at=r.extended_at,
+        closed_at=r.closed_at,
+        notes=r.notes,
+        history=r.history,
+        result=r.result,
+    )
+
+
+def bulk(outcomes: list[BulkOutcome]) -> s.BulkErasureOut:
+    summary = {k: 0 for k in ("erased", "already_erased", "not_found", "failed")}
+    for o in outcomes:
+        summary[o.status] += 1
+    return s.BulkErasureOut(
+        summary,
+        [
+            s.BulkOutcomeOut(o.external_id, o.status, o.request_id, o.detail)  # type: ignore[arg-type]
+            for o in outcomes
+        ],
     )

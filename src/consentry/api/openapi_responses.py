@@ -46,6 +46,19 @@ _EXTRA: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/audit/entries/{seq}/proof"): {409},
     ("GET", "/v1/audit/consistency"): {404, 409},
     ("POST", "/v1/audit/keys/rotate"): {409},
+    # data-subject requests: a step the request's state does not allow is a 409; an erased
+    # customer, or an expired export, a 410
+    ("POST", "/v1/requests"): {404, 409, 410},
+    ("POST", "/v1/requests/{request_id}/verify"): {409},
+    ("POST", "/v1/requests/{request_id}/acknowledge"): {409},
+    ("POST", "/v1/requests/{request_id}/extend"): {409},
+    ("POST", "/v1/requests/{request_id}/reject"): {409},
+    ("POST", "/v1/requests/{request_id}/fulfil"): {409, 410},
+    ("POST", "/v1/requests/{request_id}/download-link"): {410},
+    ("GET", "/v1/requests/{request_id}/export"): {410},
+    ("GET", "/v1/exports/{token}"): {401, 410},
+    ("POST", "/v1/me/requests"): {409, 410},
+    ("GET", "/v1/me/requests/{request_id}/export"): {410},
 }
 _NOT_PARAMETERS = {"self", "request", "socket", "state", "scope", "headers", "cookies", "query"}
 

@@ -52,6 +52,7 @@ class CustomerOut(Struct):
     created_at: datetime
     updated_at: datetime
     version: int
+    previously_erased_at: datetime | None = None  # this id belonged to a customer erased then
 
 
 class CustomerSummary(Struct):
@@ -262,8 +263,10 @@ class PreferencesOut(Struct):
 class ApiKeyIn(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     scopes: Annotated[
-        list[Literal["admin", "compliance:read", "backend:write", "backend:read"]],
-        Meta(min_length=1, max_length=4),
+        list[
+            Literal["admin", "compliance:read", "compliance:write", "backend:write", "backend:read"]
+        ],
+        Meta(min_length=1, max_length=5),
     ]
 
 
@@ -356,3 +359,98 @@ class PublicKeyOut(Struct):
 class PublicKeyList(Struct):
     current: str
     items: list[PublicKeyOut]
+
+
+# -- data-subject requests ---------------------------------------------------------------------
+
+RequestTypeValue = Literal[
+    "access", "portability", "erasure", "rectification", "restrict", "opt_out_sale_share"
+]
+RequestStateValue = Literal["received", "verified", "in_progress", "completed", "rejected"]
+Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
+
+
+class RequestIn(Struct, forbid_unknown_fields=True):
+    external_id: ExternalId
+    type: RequestTypeValue
+    regulation: Annotated[str, Meta(min_length=1, max_length=30)] | None = None
+    note: Reason | None = None
+    verified_by: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
+class MyRequestIn(Struct, forbid_unknown_fields=True):
+    type: Literal["access", "portability", "erasure"]
+    note: Reason | None = None
+
+
+class VerifyIn(Struct, forbid_unknown_fields=True):
+    method: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class ReasonIn(Struct, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class FulfilIn(Struct, forbid_unknown_fields=True):
+    note: Reason | None = None
+
+
+class ClocksOut(Struct):
+    due: str  # the date that counts now (UTC), end of day
+    days_left: int | None  # None once the request is closed
+    overdue: bool
+    respond_by: str
+    extended_to: str | None
+    acknowledge_by: str | None
+    acknowledged_at: datetime | None
+    acknowledgement_overdue: bool
+
+
+class RequestOut(Struct):
+    id: UUID
+    external_id: str | None  # null once the customer is erased
+    type: RequestTypeValue
+    regulation: str
+    state: RequestStateValue
+    channel: str
+    received_at: datetime
+    clocks: ClocksOut
+    extended_at: datetime | None
+    closed_at: datetime | None
+    notes: dict[str, str] | None  # null: sealed with a data key that was destroyed
+    history: list[dict[str, Any]]
+    result: dict[str, Any]
+
+
+class RequestPage(Struct):
+    items: list[RequestOut]
+    next_cursor: str | None
+
+
+class DownloadLinkOut(Struct):
+    url: str
+    expires_at: datetime
+
+
+class CertificateOut(Struct):
+    request_id: UUID
+    jws: str  # compact JWS (EdDSA): verify with /.well-known/jwks.json
+    claims: dict[str, Any]
+
+
+class BulkErasureIn(Struct, forbid_unknown_fields=True):
+    external_ids: Annotated[list[ExternalId], Meta(min_length=1, max_length=1000)]
+    regulation: Annotated[str, Meta(min_length=1, max_length=30)] | None = None
+    note: Reason | None = None
+
+
+class BulkOutcomeOut(Struct, omit_defaults=True):
+    external_id: str
+    status: Literal["erased", "already_erased", "not_found", "failed"]
+    request_id: UUID | None = None
+    detail: str = ""
+
+
+class BulkErasureOut(Struct):
+    summary: dict[str, int]
+    results: list[BulkOutcomeOut]

@@ -9,9 +9,11 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request, Response
 
-from consentry.services.errors import Invalid
+from consentry.crypto.envelope import decrypt
+from consentry.services.core import Core
+from consentry.services.errors import Gone, Invalid
 from consentry.services.principals import Principal
-from consentry.storage.idempotency import IdempotencyScope, idempotency_scope
+from consentry.storage.idempotency import IdempotencyScope, Replayed, idempotency_scope
 
 T = TypeVar("T")
 MAX_KEY = 200
@@ -49,7 +51,24 @@ async def respond(
         return status, msgspec.json.encode(body)
 
     raw = await request.body()
-    with idempotency_scope(_scope(request, principal, raw, encoded)):
-        result = await call()
+    try:
+        with idempotency_scope(_scope(request, principal, raw, encoded)):
+            result = await call()
+    except Replayed as replay:
+        if replay.sealed_for is not None:
+            replay.body = await _unsealed(request.app.state.core, replay)
+        raise
     status, content = encoded(result)
     return Response(content, status_code=status, media_type="application/json")
+
+
+async def _unsealed(core: Core, replay: Replayed) -> bytes:
+    """A stored answer about one customer is sealed with their data key; erased, it is gone."""
+    assert replay.sealed_for is not None
+    key = await core.keys.get(str(replay.sealed_for))
+    if key is None:
+        raise Gone(
+            "this request was answered, but the customer it concerned has since been erased;"
+            " the answer is no longer held"
+        )
+    return decrypt(key, replay.body, aad=replay.aad)

@@ -50,3 +50,9 @@ def _normalize_phone(value: str) -> str:
     if not MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS:
         raise ValueError(f"phone number must have {MIN_PHONE_DIGITS} to {MAX_PHONE_DIGITS} digits")
     return ("+" if stripped.startswith("+") else "") + digits
+
+
+def external_id_hash(key: bytes, external_id: str) -> str:
+    """A keyed hash of the company's id for a customer: erasure tombstones keep only this."""
+    message = b"external_id\x00" + external_id.encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()

@@ -88,6 +88,11 @@ def decrypt(dek: bytes, blob: bytes, *, aad: str) -> bytes:
     return _open(_decrypt_key(dek), nonce, sealed, _data_aad(aad), "ciphertext")
 
 
+def is_sealed(blob: bytes) -> bool:
+    """A blob made by `encrypt` (JSON text never starts with the version byte)."""
+    return blob[:1] == bytes([DATA_VERSION])
+
+
 def encrypt_json(dek: bytes, value: object, *, aad: str) -> bytes:
     """Seal a JSON-serialisable value as compact UTF-8 JSON."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -22,6 +22,7 @@ class Source(StrEnum):
     GPC = "gpc"
     DOUBLE_OPT_IN = "double_opt_in"
     UNSUBSCRIBE_LINK = "unsubscribe_link"
+    DSR_REQUEST = "dsr_request"  # a data-subject request (CCPA opt-out of sale/share)
 
 
 @dataclass(frozen=True, slots=True)

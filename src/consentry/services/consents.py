@@ -171,6 +171,7 @@ async def record_for(
     evidence = _evidence(core, request.evidence)
 
     async def job(tx: WriteTx) -> Recorded:
+        tx.concerns(subject_id)
         records: list[LedgerRecord] = []
         confirmations: list[PendingConfirmation] = []
         for d in request.decisions:
@@ -347,6 +348,21 @@ async def _apply_gpc(
         return "absent"
     if not core.policy.region(region).honor_gpc:
         return "not_applicable"
+    applied = await opt_out_of_sale(core, tx, subject_id, Source.GPC, evidence, actor, records)
+    return "applied" if applied else "already_opted_out"
+
+
+async def opt_out_of_sale(
+    core: Core,
+    tx: WriteTx,
+    subject_id: UUID,
+    source: Source,
+    evidence: dict[str, Any],
+    actor: Principal,
+    records: list[LedgerRecord],
+) -> bool:
+    """Withdraw every purpose the policy marks as sale/share (`gpc_opt_out`), unless already
+    withdrawn or denied; each withdrawal is a ledger record. True if any was recorded."""
     applied = False
     for spec in core.policy.purposes.values():
         if not spec.gpc_opt_out:
@@ -361,7 +377,7 @@ async def _apply_gpc(
             spec,
             DecisionIn(spec.name, Decision.WITHDRAWN),
             Decision.WITHDRAWN,
-            Source.GPC,
+            source,
             evidence,
             actor,
             tx.stamp(),
@@ -369,7 +385,7 @@ async def _apply_gpc(
         await append(tx, subject_id, rec)
         records.append(rec)
         applied = True
-    return "applied" if applied else "already_opted_out"
+    return applied
 
 
 async def confirm(core: Core, token: str) -> LedgerRecord:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from consentry.crypto.blind_index import blind_index, normalize_identity
 from consentry.crypto.envelope import decrypt_json, encrypt_json
+from consentry.services import tombstones
 from consentry.services.core import Core
 from consentry.services.errors import Conflict, Invalid, NotFound
 from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
@@ -46,6 +47,7 @@ class Customer:
     created_at: datetime
     updated_at: datetime
     version: int
+    previously_erased_at: datetime | None = None  # this external id was an erased customer's
 
 
 def check_external_id(external_id: str) -> str:
@@ -107,6 +109,7 @@ async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Cus
     identities = _validate(core, cmd)
     found = await core.db.fetchrow("SELECT id FROM subjects WHERE external_id = ?", cmd.external_id)
     subject_id = UUID(str(found["id"])) if found else uuid.uuid4()
+    stone = await tombstones.tombstone(core, cmd.external_id) if found is None else None
     dek = await _data_key(core, subject_id)
 
     async def job(tx: WriteTx) -> tuple[Customer, bool]:
@@ -115,8 +118,11 @@ async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Cus
         if row is not None and UUID(str(row["id"])) != subject_id:  # created meanwhile
             sid = UUID(str(row["id"]))
             key = await _data_key(core, sid)
+        tx.concerns(sid, key)  # the answer holds identities: a stored replay is sealed
         current = decode_subject(row, key) if row else None
         merged = _merge(core, current, sid, cmd, identities, tx.now)
+        if current is None and stone is not None:  # recognised: flagged, in the answer and audit
+            merged = replace(merged, previously_erased_at=stone.erased_at)
         await _check_unique_email(core, tx, merged)
         await _write(core, tx, merged, key, created=current is None)
         changed = sorted({*cmd.attributes, *(f"identity.{k}" for k in identities)})
@@ -126,6 +132,7 @@ async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Cus
             f"subject:{sid}",
             fields=changed,
             region=merged.region,
+            **({"previously_erased": str(stone.request_id)} if current is None and stone else {}),
         )
         return merged, current is None
 
@@ -256,7 +263,7 @@ async def resolve(core: Core, external_id: str) -> tuple[UUID, str]:
         "SELECT id, region FROM subjects WHERE external_id = ?", external_id
     )
     if row is None:
-        raise NotFound(f"no customer with external_id '{external_id}'")
+        raise await tombstones.missing(core, external_id)
     return UUID(str(row["id"])), row["region"]
 
 
@@ -272,7 +279,10 @@ async def get(
         customer = await _read(core, tx, row, actor, reason)
         return customer
 
-    return await core.writer.submit(job)
+    try:
+        return await core.writer.submit(job)
+    except NotFound:
+        raise await tombstones.missing(core, external_id) from None
 
 
 async def _read(

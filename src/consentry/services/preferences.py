@@ -144,6 +144,7 @@ async def change(
     validate(core.policy, patch)
 
     async def job(tx: WriteTx) -> dict[str, Any]:
+        tx.concerns(subject_id)
         row = await tx.fetchrow(
             "SELECT document FROM preference_state WHERE subject_id = ?", subject_id
         )

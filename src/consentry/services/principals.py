@@ -11,6 +11,7 @@ from consentry.services.errors import Forbidden
 class Scope(StrEnum):
     ADMIN = "admin"
     COMPLIANCE_READ = "compliance:read"
+    COMPLIANCE_WRITE = "compliance:write"  # handles data-subject requests (implies read)
     BACKEND_WRITE = "backend:write"
     BACKEND_READ = "backend:read"
 
@@ -21,6 +22,7 @@ _IMPLIES: dict[Scope, frozenset[Scope]] = {
     Scope.BACKEND_WRITE: frozenset({Scope.BACKEND_WRITE, Scope.BACKEND_READ}),
     Scope.BACKEND_READ: frozenset({Scope.BACKEND_READ}),
     Scope.COMPLIANCE_READ: frozenset({Scope.COMPLIANCE_READ}),
+    Scope.COMPLIANCE_WRITE: frozenset({Scope.COMPLIANCE_WRITE, Scope.COMPLIANCE_READ}),
 }
 
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +23,23 @@ class IdempotencyScope:
 
 
 class Replayed(Exception):
-    """The request was already answered: here is that answer."""
+    """The request was already answered: here is that answer.
 
-    def __init__(self, status: int, body: bytes) -> None:
+    An answer about one customer may be sealed with that customer's data key (`sealed_for`):
+    the caller opens it with the key, or finds the customer erased."""
+
+    def __init__(
+        self, status: int, body: bytes, *, sealed_for: UUID | None = None, aad: str = ""
+    ) -> None:
         super().__init__("replayed")
         self.status = status
         self.body = body
+        self.sealed_for = sealed_for
+        self.aad = aad
+
+
+def answer_aad(key: str) -> str:
+    return f"idempotency:{key}"
 
 
 class KeyReused(Exception):

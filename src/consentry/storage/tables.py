@@ -172,8 +172,58 @@ class IdempotencyKey(Table, tablename="idempotency_keys"):
     key = Varchar(length=300, primary_key=True)
     fingerprint = Varchar(length=64)
     status = Integer()
-    body = Bytea()
+    body = Bytea()  # sealed with the customer's data key when the answer names one
     created_at = Timestamptz()
+    subject_id = UUID(null=True, default=None)  # erasure removes these answers
+
+
+class DsrRequest(Table, tablename="dsr_requests"):
+    """A data-subject request and its clocks. Dates are ISO `YYYY-MM-DD` (UTC): they sort.
+
+    No personal data in clear: free-text reasons are sealed with the customer's data key."""
+
+    id = UUID(primary_key=True)
+    subject_id = UUID(index=True)
+    type = Varchar(length=30)
+    regulation = Varchar(length=30)
+    state = Varchar(length=20)
+    channel = Varchar(length=20)  # staff | customer | bulk
+    received_at = Timestamptz()
+    acknowledge_by = Varchar(length=10, null=True, default=None)
+    respond_by = Varchar(length=10)
+    extended_to = Varchar(length=10, null=True, default=None)
+    due_on = Varchar(length=10, index=True)  # the date that counts now: extended_to or respond_by
+    acknowledged_at = Timestamptz(null=True, default=None)
+    extended_at = Timestamptz(null=True, default=None)
+    closed_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz()
+    notes_enc = Bytea(null=True, default=None)
+    history = JSON(default="[]")  # [{at, action, actor, state}]
+    result = JSON(default="{}")  # counts, checksums, certificate: no personal data
+
+
+class DsrExport(Table, tablename="dsr_exports"):
+    """An export bundle, sealed with the customer's data key (erasure shreds it too)."""
+
+    request_id = UUID(primary_key=True)
+    subject_id = UUID(index=True)
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    sha256 = Varchar(length=64)
+    size = BigInt()
+    bundle_enc = Bytea()
+    downloads = Integer(default=0)
+
+
+class Erasure(Table, tablename="erasures"):
+    """A tombstone: this customer was erased. Holds no personal data; the external id is kept
+    only as a keyed hash, so a later import of the same id is recognised and flagged."""
+
+    external_id_hash = Varchar(length=64, primary_key=True)
+    subject_id = UUID(index=True)
+    request_id = UUID()
+    erased_at = Timestamptz()
+    certificate = Text()  # the signed deletion certificate (compact JWS)
 
 
 class Meta(Table, tablename="consentry_meta"):
@@ -196,6 +246,9 @@ CORE_TABLES: tuple[type[Table], ...] = (
     AuditNode,
     SigningKeyRecord,
     IdempotencyKey,
+    DsrRequest,
+    DsrExport,
+    Erasure,
     Meta,
 )
 
@@ -206,9 +259,12 @@ EXTRA_INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS audit_log_action ON audit_log (action, seq)",
     "CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log (actor, seq)",
     "CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at)",
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_subject ON idempotency_keys (subject_id)",
+    "CREATE INDEX IF NOT EXISTS dsr_requests_state_due ON dsr_requests (state, due_on)",
 )
 
 # Columns added after a table first shipped: (table, column, SQL type and default).
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("audit_log", "purposes", "VARCHAR(500) NOT NULL DEFAULT ''"),
+    ("idempotency_keys", "subject_id", "UUID"),
 )

@@ -14,13 +14,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 import structlog
 
 from consentry.audit.chain import AuditDraft, AuditEntry, canonical_json, chain, purposes_of
 from consentry.clock import Clock
+from consentry.crypto.envelope import encrypt, is_sealed
 from consentry.storage.database import Database, Row, Transaction
-from consentry.storage.idempotency import IdempotencyScope, KeyReused, Replayed, current_scope
+from consentry.storage.idempotency import (
+    IdempotencyScope,
+    KeyReused,
+    Replayed,
+    answer_aad,
+    current_scope,
+)
 
 T = TypeVar("T")
 log = structlog.get_logger("consentry.writer")
@@ -38,6 +46,12 @@ class WriteTx:
         self.drafts: list[AuditDraft] = []
         self._savepoint: str | None = None
         self._counter = 0
+        self.concerning: tuple[UUID, bytes | None] | None = None
+
+    def concerns(self, subject_id: UUID, data_key: bytes | None = None) -> None:
+        """This job's answer is about one customer: an idempotent replay of it is stored with
+        the customer's id (erasure removes it) and, given the data key, sealed with it."""
+        self.concerning = (subject_id, data_key)
 
     async def _before_write(self) -> None:
         if self._savepoint is None:
@@ -77,6 +91,7 @@ class WriteTx:
         self.now = self.stamp()
         self.drafts = []
         self._savepoint = None
+        self.concerning = None
 
     async def _end_job(self, ok: bool) -> None:
         if self._savepoint is None:
@@ -219,22 +234,34 @@ async def _run_job(tx: WriteTx, item: _Pending[Any]) -> Any:
     if idem is None:
         return await item.job(tx)
     stored = await tx.fetchrow(
-        "SELECT fingerprint, status, body FROM idempotency_keys WHERE key = ?", idem.key
+        "SELECT fingerprint, status, body, subject_id FROM idempotency_keys WHERE key = ?",
+        idem.key,
     )
     if stored is not None:
         if stored["fingerprint"] != idem.fingerprint:
             raise KeyReused("this Idempotency-Key was already used with a different request")
-        raise Replayed(int(stored["status"]), bytes(stored["body"]))
+        body = bytes(stored["body"])
+        sealed = stored["subject_id"] is not None and is_sealed(body)
+        raise Replayed(
+            int(stored["status"]),
+            body,
+            sealed_for=UUID(str(stored["subject_id"])) if sealed else None,
+            aad=answer_aad(idem.key),
+        )
     result = await item.job(tx)
     status, body = idem.render(result)
+    subject_id, data_key = tx.concerning or (None, None)
+    if subject_id is not None and data_key is not None:
+        body = encrypt(data_key, body, aad=answer_aad(idem.key))
     await tx.execute(
-        "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at, subject_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         idem.key,
         idem.fingerprint,
         status,
         body,
         tx.now,
+        subject_id,
     )
     return result
 

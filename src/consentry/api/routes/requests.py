@@ -1,0 +1,340 @@
+"""Data-subject requests over HTTP: filing, the workflow, downloads, bulk erasure, self-service."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromQuery, JSONBody, QueryParameter
+
+from consentry.api import convert
+from consentry.api import schemas as s
+from consentry.api.auth import require, require_customer
+from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.api.writes import respond
+from consentry.crypto.signing import b64url_decode
+from consentry.services import dsr, dsr_export
+from consentry.services.core import Core
+from consentry.services.dsr_requests import (
+    Channel,
+    DsrRequest,
+    RequestFilter,
+    RequestState,
+    RequestType,
+    list_requests,
+    step,
+)
+from consentry.services.dsr_requests import (
+    get as get_request,
+)
+from consentry.services.errors import NotFound
+from consentry.services.principals import Principal, Scope
+
+HANDLE = (Scope.COMPLIANCE_WRITE,)  # file, verify, extend, reject, fulfil
+FILE = (Scope.COMPLIANCE_WRITE, Scope.BACKEND_WRITE)  # the company's backend may file too
+READ = (Scope.COMPLIANCE_READ,)
+ZIP = "application/zip"
+
+
+def out(core: Core, r: DsrRequest) -> s.RequestOut:
+    return convert.dsr_request(r, core.clock())
+
+
+def zip_response(download: dsr_export.Download) -> Response[bytes]:
+    return Response(
+        download.content,
+        media_type=ZIP,
+        headers={
+            "Content-Disposition": f'attachment; filename="{download.filename}"',
+            "Digest": f"sha-256={download.sha256}",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+class RequestController(Controller):
+    path = "/v1/requests"
+    tags = ["data-subject requests"]
+
+    @post(
+        "/",
+        summary="File a data-subject request",
+        description="For a customer, under a regulation (default: the one of the customer's"
+        " region). The clocks come from the regulation and count from now. An opt-out of"
+        " sale/share applies at once and completes; other requests wait for verification"
+        " unless `verified_by` says how the customer's identity was already checked.",
+        status_code=201,
+    )
+    async def file(
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        data: JSONBody[s.RequestIn],
+    ) -> Response[s.RequestOut]:
+        require(principal, *FILE)
+        subject_id, region = await dsr.subject_of(core, data.external_id)
+        return await respond(
+            request,
+            principal,
+            lambda: dsr.file_request(
+                core,
+                subject_id,
+                region,
+                RequestType(data.type),
+                principal,
+                regulation=data.regulation,
+                note=data.note,
+                verified_by=data.verified_by,
+            ),
+            lambda r: (201, out(core, r)),
+        )
+
+    @get(
+        "/",
+        summary="List requests: open ones first, by due date (overdue first)",
+    )
+    async def list(
+        self,
+        core: CoreDep,
+        principal: PrincipalDep,
+        state_is: Annotated[
+            RequestState | None, QueryParameter(query="state", description="the state")
+        ] = None,
+        type: FromQuery[RequestType | None] = None,
+        regulation: FromQuery[str | None] = None,
+        customer: FromQuery[str | None] = None,
+        due_before: FromQuery[date | None] = None,
+        overdue: FromQuery[bool | None] = None,
+        open: FromQuery[bool | None] = None,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+    ) -> s.RequestPage:
+        require(principal, *READ)
+        flt = RequestFilter(state_is, type, regulation, customer, due_before, overdue, open)
+        page = await list_requests(core, flt, cursor=cursor, limit=limit)
+        return s.RequestPage([out(core, r) for r in page.items], page.next_cursor)
+
+    @get("/{request_id:uuid}", summary="One request, with its clocks and history")
+    async def read(self, core: CoreDep, principal: PrincipalDep, request_id: UUID) -> s.RequestOut:
+        require(principal, *READ)
+        return out(core, await get_request(core, request_id, principal))
+
+    async def _step(
+        self, core: Core, principal: Principal, request_id: UUID, action: str, **kw: Any
+    ) -> s.RequestOut:
+        require(principal, *HANDLE)
+        return out(core, await step(core, request_id, action, principal, **kw))
+
+    @post(
+        "/{request_id:uuid}/verify",
+        summary="Record how the customer's identity was verified",
+        status_code=200,
+    )
+    async def verify(
+        self, core: CoreDep, principal: PrincipalDep, request_id: UUID, data: JSONBody[s.VerifyIn]
+    ) -> s.RequestOut:
+        return await self._step(core, principal, request_id, "verify", method=data.method)
+
+    @post("/{request_id:uuid}/acknowledge", summary="Record that receipt was confirmed to the"
+          " customer (CCPA: within 10 business days)", status_code=200)  # fmt: skip
+    async def acknowledge(
+        self, core: CoreDep, principal: PrincipalDep, request_id: UUID
+    ) -> s.RequestOut:
+        return await self._step(core, principal, request_id, "acknowledge")
+
+    @post(
+        "/{request_id:uuid}/extend",
+        summary="Extend the deadline once, with the reason told to the customer",
+        description="GDPR: by two more months, decided within the first; CCPA: by 45 more days."
+        " A second extension, or one after the original deadline, is a 409.",
+        status_code=200,
+    )
+    async def extend(
+        self, core: CoreDep, principal: PrincipalDep, request_id: UUID, data: JSONBody[s.ReasonIn]
+    ) -> s.RequestOut:
+        return await self._step(core, principal, request_id, "extend", reason=data.reason)
+
+    @post("/{request_id:uuid}/reject", summary="Reject the request, with the reason",
+          status_code=200)  # fmt: skip
+    async def reject(
+        self, core: CoreDep, principal: PrincipalDep, request_id: UUID, data: JSONBody[s.ReasonIn]
+    ) -> s.RequestOut:
+        return await self._step(core, principal, request_id, "reject", reason=data.reason)
+
+    @post(
+        "/{request_id:uuid}/fulfil",
+        summary="Do what the request asks, and complete it",
+        description="access/portability: builds the export bundle; erasure: erases the"
+        " customer everywhere (plugins included), destroys their data key and issues a signed"
+        " deletion certificate; rectification/restrict: done by people, `note` says what was"
+        " done. A plugin failure keeps the request in progress (500 naming the plugin);"
+        " fulfilling again carries on.",
+        status_code=200,
+    )
+    async def fulfil(
+        self,
+        core: CoreDep,
+        principal: PrincipalDep,
+        request_id: UUID,
+        data: JSONBody[s.FulfilIn | None] = None,
+    ) -> s.RequestOut:
+        require(principal, *HANDLE)
+        note = data.note if data is not None else None
+        return out(core, await dsr.fulfil(core, request_id, principal, note=note))
+
+    @post(
+        "/{request_id:uuid}/download-link",
+        summary="A download link for the customer's export (expires with the export)",
+        status_code=201,
+    )
+    async def download_link(
+        self, request: Request[Any, Any, Any], core: CoreDep, principal: PrincipalDep,
+        request_id: UUID,
+    ) -> s.DownloadLinkOut:  # fmt: skip
+        require(principal, *HANDLE)
+        found = await dsr_export.link(core, request_id, principal)
+        url = str(request.base_url).rstrip("/") + f"/v1/exports/{found.token}"
+        return s.DownloadLinkOut(url, found.expires_at)
+
+    @get(
+        "/{request_id:uuid}/export",
+        summary="Download the export bundle (ZIP), audited",
+        media_type=ZIP,
+        response_description="a ZIP: JSON files, manifest.json with SHA-256 checksums,"
+        " summary.html",
+    )
+    async def export(
+        self, core: CoreDep, principal: PrincipalDep, request_id: UUID
+    ) -> Response[bytes]:
+        require(principal, Scope.COMPLIANCE_WRITE)
+        return zip_response(await dsr_export.download(core, request_id, principal.actor))
+
+    @get("/{request_id:uuid}/certificate", summary="The signed deletion certificate")
+    async def certificate(
+        self, core: CoreDep, principal: PrincipalDep, request_id: UUID
+    ) -> s.CertificateOut:
+        require(principal, *READ)
+        return await certificate_of(core, request_id, None)
+
+
+async def certificate_of(core: Core, request_id: UUID, subject: str | None) -> s.CertificateOut:
+    row = await core.db.fetchrow(
+        "SELECT subject_id, certificate FROM erasures WHERE request_id = ?", request_id
+    )
+    if row is None or (subject is not None and str(row["subject_id"]) != subject):
+        raise NotFound("no deletion certificate for this request: it is not a completed erasure")
+    jws = row["certificate"]
+    claims = json.loads(b64url_decode(jws.split(".")[1]))
+    return s.CertificateOut(request_id, jws, claims)
+
+
+class ExportDownloadController(Controller):
+    path = "/v1/exports"
+    tags = ["data-subject requests"]
+
+    @get(
+        "/{token:str}",
+        summary="Download an export with its link",
+        description="The link is the only credential: it expires (72 h by default) and each"
+        " download is audited.",
+        security=[],
+        media_type=ZIP,
+    )
+    async def download(self, core: CoreDep, token: str) -> Response[bytes]:
+        request_id = dsr_export.request_of_link(core, token)
+        return zip_response(await dsr_export.download(core, request_id, "link:export"))
+
+
+class BulkErasureController(Controller):
+    path = "/v1/erasures"
+    tags = ["data-subject requests"]
+
+    @post(
+        "/",
+        summary="Erase many customers (up to 1,000 per call)",
+        description="Each customer gets its own erasure request, verified by this call, and is"
+        " erased. One failing does not stop the rest: the answer says, per customer, erased,"
+        " already_erased, not_found or failed (with why). Sending the same list again finishes"
+        " the failed ones and redoes nothing.",
+        status_code=200,
+    )
+    async def erase(
+        self, core: CoreDep, principal: PrincipalDep, data: JSONBody[s.BulkErasureIn]
+    ) -> s.BulkErasureOut:
+        require(principal, *HANDLE)
+        outcomes = await dsr.erase_many(
+            core, data.external_ids, principal, regulation=data.regulation, note=data.note
+        )
+        return convert.bulk(outcomes)
+
+
+class MyRequestController(Controller):
+    path = "/v1/me/requests"
+    tags = ["customer self-service"]
+
+    @post(
+        "/",
+        summary="Ask for my data, or to be erased",
+        description="Filed verified: the customer token is the proof of identity. The company"
+        " fulfils it within the regulation's deadline.",
+        status_code=201,
+    )
+    async def file(
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        data: JSONBody[s.MyRequestIn],
+    ) -> Response[s.RequestOut]:
+        require_customer(principal)
+        subject_id, region = await _me(core, principal)
+        return await respond(
+            request,
+            principal,
+            lambda: dsr.file_request(
+                core,
+                subject_id,
+                region,
+                RequestType(data.type),
+                principal,
+                channel=Channel.CUSTOMER,
+                note=data.note,
+                verified_by="customer token",
+            ),
+            lambda r: (201, out(core, r)),
+        )
+
+    @get("/", summary="My requests")
+    async def mine(
+        self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
+    ) -> s.RequestPage:
+        require_customer(principal)
+        subject_id, _ = await _me(core, principal)
+        row = await core.db.fetchrow("SELECT external_id FROM subjects WHERE id = ?", subject_id)
+        flt = RequestFilter(external_id=row["external_id"] if row else "")
+        page = await list_requests(core, flt, cursor=cursor, limit=limit)
+        return s.RequestPage([out(core, r) for r in page.items], page.next_cursor)
+
+    @get("/{request_id:uuid}", summary="One of my requests")
+    async def read(self, core: CoreDep, principal: PrincipalDep, request_id: UUID) -> s.RequestOut:
+        require_customer(principal)
+        return out(core, await get_request(core, request_id, principal))
+
+    @get("/{request_id:uuid}/export", summary="Download my export (ZIP)", media_type=ZIP)
+    async def export(
+        self, core: CoreDep, principal: PrincipalDep, request_id: UUID
+    ) -> Response[bytes]:
+        require_customer(principal)
+        await get_request(core, request_id, principal)  # mine, or 404
+        return zip_response(await dsr_export.download(core, request_id, principal.actor))
+
+
+async def _me(core: Core, principal: Principal) -> tuple[UUID, str]:
+    row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", UUID(principal.id))
+    if row is None:
+        raise NotFound("this customer no longer exists")
+    return UUID(str(row["id"])), row["region"]
