@@ -40,6 +40,26 @@ def add_commands(sub: Any) -> None:
     listing.add_argument("--all", action="store_true", help="closed requests too")
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    filing = rsub.add_parser("file", help="file a request for a customer; prints its id")
+    filing.add_argument("external_id")
+    filing.add_argument(
+        "--type",
+        required=True,
+        choices=(
+            "access", "portability", "erasure", "rectification", "restrict", "opt_out_sale_share"
+        ),
+    )  # fmt: skip
+    filing.add_argument("--regulation", help="default: the customer's region's")
+    filing.add_argument("--verified-by", help="how the customer's identity was already checked")
+    filing.add_argument("--note")
+    for name, what in (
+        ("verify", "record how the customer's identity was verified"),
+        ("extend", "extend the deadline once (the reason is told to the customer)"),
+        ("reject", "reject the request, with the reason"),
+    ):
+        step = rsub.add_parser(name, help=what)
+        step.add_argument("id")
+        step.add_argument("--method" if name == "verify" else "--reason", required=True)
     show = rsub.add_parser("show", help="one request, with clocks and history, as JSON")
     show.add_argument("id")
     fulfil = rsub.add_parser("fulfil", help="do what a verified request asks, and complete it")
@@ -149,6 +169,7 @@ async def _requests(settings: Settings, args: argparse.Namespace) -> int:
         get,
         list_requests,
         parse_id,
+        step,
     )
     from consentry.services.errors import ServiceError
     from consentry.services.principals import SYSTEM
@@ -179,8 +200,23 @@ async def _requests(settings: Settings, args: argparse.Namespace) -> int:
             if page.next_cursor:
                 print(f"(more: raise --limit above {args.limit})", file=sys.stderr)
             return 0
+        if command == "file":
+            subject_id, region = await dsr.subject_of(core, args.external_id)
+            filed = await dsr.file_request(
+                core, subject_id, region, RequestType(args.type), SYSTEM,
+                regulation=args.regulation, note=args.note, verified_by=args.verified_by,
+            )  # fmt: skip
+            print(filed.id)
+            print(f"{filed.state.value}, due {filed.due_on}", file=sys.stderr)
+            return 0
         request_id = parse_id(args.id)
-        if command == "show":
+        if command in ("verify", "extend", "reject"):
+            done = await step(
+                core, request_id, command, SYSTEM,
+                method=getattr(args, "method", None), reason=getattr(args, "reason", None),
+            )  # fmt: skip
+            print(f"{done.id}: {done.state.value}, due {done.due_on}", file=sys.stderr)
+        elif command == "show":
             print(_json(dsr_request(await get(core, request_id, SYSTEM), core.clock())))
         elif command == "fulfil":
             done = await dsr.fulfil(core, request_id, SYSTEM, note=args.note)

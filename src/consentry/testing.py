@@ -15,6 +15,9 @@ and override `consentry_plugins` (and, if needed, `consentry_policy_path`,
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -179,3 +182,26 @@ async def consentry_service(
         tmp_path=tmp_path,
     ) as service:
         yield service
+
+
+async def run_cli(settings: Settings, *args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """`consentry ARGS...` in a real process on this service's database: (exit code, standard
+    output, standard error). For testing commands, plugin commands included."""
+    env = {
+        **os.environ,
+        "CONSENTRY_DATA_DIR": str(settings.data_dir),
+        "CONSENTRY_DATABASE_URL": settings.database_url,
+        "CONSENTRY_LOG_LEVEL": "warning",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "consentry.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import json
 import socket
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -20,8 +22,10 @@ import uvicorn
 
 from consentry.api.app import create_app
 from consentry.cli import openapi_document
+from consentry.services import customers, verification
 from consentry.services.core import Core
 from consentry.settings import Settings
+from consentry.storage.writer import WriteTx
 
 SEED_CUSTOMER = "c-1"
 
@@ -50,12 +54,14 @@ class Seed:
     spare_template_id: str
     requests: dict[str, str]  # what a seeded data-subject request is for -> its id
     export_token: str
+    verification_code: str
 
 
 @pytest.fixture
-async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
+async def seeded(client: httpx.AsyncClient, admin_key: str, core: Core) -> Seed:
     """Customer c-1 with consents, a pending double opt-in, preferences and events; a customer
-    token for c-1; a spare API key that may be revoked."""
+    token for c-1; a spare API key that may be revoked; an emailed verification code (as if
+    sent: VERIFICATION_CODE) for c-1; data-subject requests in every state."""
     r = await client.put(
         f"/v1/customers/{SEED_CUSTOMER}",
         json={
@@ -125,6 +131,7 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
             assert r.status_code == 201, r.text
             plugin_ids[(kind, copy)] = r.json()["id"]
     requests, export_token = await seed_requests(client, customer_token)
+    await seed_verification_code(core)
     r = await client.post("/v1/audit/checkpoints")
     assert r.status_code == 201, r.text
     return Seed(
@@ -141,7 +148,29 @@ async def seeded(client: httpx.AsyncClient, admin_key: str) -> Seed:
         spare_template_id=plugin_ids[("templates", "spare")],
         requests=requests,
         export_token=export_token,
+        verification_code=VERIFICATION_CODE,
     )
+
+
+VERIFICATION_CODE = "123456"
+
+
+async def seed_verification_code(core: Core) -> None:
+    """A code for c-1 as if the email had gone out (this fixture has no SMTP server)."""
+    subject_id, _ = await customers.resolve(core, SEED_CUSTOMER)
+
+    async def job(tx: WriteTx) -> None:
+        await tx.execute(
+            "INSERT INTO verifications (id, subject_id, code_hash, created_at, expires_at,"
+            " attempts) VALUES (?, ?, ?, ?, ?, 0)",
+            uuid.uuid4(),
+            subject_id,
+            verification.code_hash(core, subject_id, VERIFICATION_CODE),
+            tx.now,
+            tx.now + timedelta(minutes=15),
+        )
+
+    await core.writer.submit(job)
 
 
 async def seed_requests(

@@ -22,6 +22,8 @@ PUBLIC = {
     ("GET", "/v1/purposes/{name}"),
     ("POST", "/v1/confirmations"),
     ("GET", "/v1/exports/{token}"),  # the expiring download link is the credential
+    ("POST", "/v1/verifications"),  # the emailed code is the credential
+    ("POST", "/v1/verifications/confirm"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/consentry-audit-keys.pem"),
 }

@@ -42,7 +42,7 @@ MAX_EXAMPLES = {
     GenerationMode.POSITIVE: int(os.environ.get("CONSENTRY_FUZZ_EXAMPLES", "40")),
     GenerationMode.NEGATIVE: int(os.environ.get("CONSENTRY_FUZZ_NEGATIVE_EXAMPLES", "20")),
 }
-MIN_OPERATIONS = 26
+MIN_OPERATIONS = 75  # every operation in the document
 
 
 # Operations that take no parameter and no body, so nothing can be generated for them: each is
@@ -280,6 +280,10 @@ def request_examples(seed: Seed) -> dict[str, list[dict[str, Any]]]:
         "GET /v1/me/requests": [{}],
         "GET /v1/me/requests/{request_id}": [at("access")],
         "GET /v1/me/requests/{request_id}/export": [at("access")],
+        "POST /v1/verifications": [{"body": {"email": "nobody@example.com"}}],
+        "POST /v1/verifications/confirm": [
+            {"body": {"email": "c1@example.com", "code": seed.verification_code}}
+        ],
     }
 
 

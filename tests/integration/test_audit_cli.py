@@ -3,10 +3,7 @@ processes, real database, exit codes and messages."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,27 +11,9 @@ import httpx
 from consentry.services.core import Core
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
+from consentry.testing import run_cli
 
-
-async def consentry(settings: Settings, *args: str) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "CONSENTRY_DATA_DIR": str(settings.data_dir),
-        "CONSENTRY_DATABASE_URL": settings.database_url,
-        "CONSENTRY_LOG_LEVEL": "warning",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "consentry.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+consentry = run_cli
 
 
 async def fill(core: Core, n: int) -> None:

@@ -11,12 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from consentry.api.app import create_app
 from consentry.clock import FrozenClock
-from consentry.services.access import bootstrap_admin_key, create_key
-from consentry.services.core import Core, close_core, open_core
-from consentry.services.principals import SYSTEM
+from consentry.services.core import Core, load_plugins
 from consentry.settings import Settings
+from consentry.testing import running_service
 
 Client = httpx.AsyncClient
 # a Friday, the last day of January in a leap year
@@ -25,19 +23,14 @@ RECEIVED = datetime(2028, 1, 31, 10, 0, tzinfo=UTC)
 
 @asynccontextmanager
 async def frozen(settings: Settings, clock: FrozenClock) -> AsyncIterator[tuple[Core, Client]]:
-    core = await open_core(settings, clock=clock)
-    try:
-        key = await bootstrap_admin_key(core)
-        if key is None:
-            key = (await create_key(core, "again", ["admin"], SYSTEM)).key
-        app = create_app(settings, core=core)
-        headers = {"Authorization": f"Bearer {key}"}
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
-        ) as client:
-            yield core, client
-    finally:
-        await close_core(core)
+    """The service as shipped (first-party plugins) on this test's database, at `clock`."""
+    async with running_service(
+        loaded=load_plugins(settings),
+        database_url=settings.database_url,
+        tmp_path=settings.data_dir,
+        clock=clock,
+    ) as service:
+        yield service.core, service.client
 
 
 @pytest.fixture

@@ -65,6 +65,12 @@ async def copy_store(settings: Settings, tmp_path: Path) -> Tables:
         await conn.close()
 
 
+def raw_files(path: Path) -> bytes:
+    """A SQLite database's bytes on disk, with its write-ahead log."""
+    wal = Path(f"{path}-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
 def clear_text(tables: Tables) -> bytes:
     return repr(tables).lower().encode()
 
@@ -169,6 +175,15 @@ async def test_erasure_leaves_nothing_readable_anywhere(
     assert EMAIL.lower() in opened.lower() and FIRST in opened and "bundle of" in opened
     assert_nothing_sensitive(clear_text(backup), "the copy, in clear, even before erasure")
 
+    key_file = getattr(core.keys, "path", None)  # SQLite key store: a file we can read raw
+    wrapped = None
+    if key_file is not None:
+        with sqlite3.connect(key_file) as keys:
+            [(wrapped,)] = keys.execute(
+                "SELECT wrapped FROM subject_keys WHERE subject_id = ?", (subject,)
+            ).fetchall()
+        assert bytes(wrapped) in raw_files(key_file)  # the raw check can see it
+
     erased = await request(client, EXT, "erasure")
     assert erased["state"] == "completed"
     summary = erased["result"]["erasure"]["erased"]
@@ -193,6 +208,8 @@ async def test_erasure_leaves_nothing_readable_anywhere(
         assert not [r for r in live[table] if str(r.get("subject_id")) == subject], table
     assert [r for r in live["consent_records"] if str(r["subject_id"]) == subject]  # policy
     assert await core.keys.get(subject) is None
+    if key_file is not None:  # gone from the key store's file and its log, not just unlinked
+        assert bytes(wrapped) not in raw_files(key_file)
 
     # exports: the audit log verifies and holds nothing; the customer's export is gone
     keys = KeyRing.load((await client.get("/.well-known/jwks.json")).content)

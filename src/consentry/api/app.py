@@ -33,6 +33,7 @@ from consentry.api.routes.requests import (
     ExportDownloadController,
     MyRequestController,
     RequestController,
+    VerificationController,
 )
 from consentry.clock import Clock, system_clock
 from consentry.services.core import Core, close_core, load_plugins, open_core
@@ -108,6 +109,7 @@ def create_app(
             ExportDownloadController,
             BulkErasureController,
             MyRequestController,
+            VerificationController,
             PluginController,
             *plugin_routers(plugins),
         ],

@@ -33,6 +33,7 @@ _DESCRIPTIONS = {
     422: "A field or parameter is not valid; `field` names it",
     429: "Too many requests; retry after the time in Retry-After",
     500: "Unexpected error; nothing was recorded",
+    503: "A service this needs is not there (e.g. no email channel installed)",
 }
 # Answers specific to one operation, beyond what its shape implies.
 _EXTRA: dict[tuple[str, str], set[int]] = {
@@ -59,6 +60,8 @@ _EXTRA: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/exports/{token}"): {401, 410},
     ("POST", "/v1/me/requests"): {409, 410},
     ("GET", "/v1/me/requests/{request_id}/export"): {410},
+    ("POST", "/v1/verifications"): {503},
+    ("POST", "/v1/verifications/confirm"): {401},
 }
 _NOT_PARAMETERS = {"self", "request", "socket", "state", "scope", "headers", "cookies", "query"}
 

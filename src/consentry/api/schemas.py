@@ -454,3 +454,16 @@ class BulkOutcomeOut(Struct, omit_defaults=True):
 class BulkErasureOut(Struct):
     summary: dict[str, int]
     results: list[BulkOutcomeOut]
+
+
+class VerificationIn(Struct, forbid_unknown_fields=True):
+    email: Annotated[str, Meta(min_length=3, max_length=320)]
+
+
+class VerificationConfirmIn(Struct, forbid_unknown_fields=True):
+    email: Annotated[str, Meta(min_length=3, max_length=320)]
+    code: Annotated[str, Meta(pattern=r"^[0-9]{6}$")]
+
+
+class VerificationSentOut(Struct):
+    detail: str

@@ -202,16 +202,23 @@ async def issue_customer_token(
         raise Invalid("ttl_seconds must be between 60 and 86400", field="ttl_seconds")
 
     async def job(tx: WriteTx) -> CustomerToken:
-        token = sign_token(
-            core.secrets.token_key,
-            {"sub": str(subject_id), "scope": "customer"},
-            now=tx.now,
-            ttl_seconds=ttl,
-        )
-        tx.audit(actor.actor, "customer_token.issued", f"subject:{subject_id}", ttl_seconds=ttl)
-        return CustomerToken(token, tx.now + timedelta(seconds=ttl))
+        return customer_token_in(core, tx, subject_id, actor, ttl)
 
     return await core.writer.submit(job)
+
+
+def customer_token_in(
+    core: Core, tx: WriteTx, subject_id: UUID, actor: Principal, ttl: int
+) -> CustomerToken:
+    """A customer token, issued (and audited) inside a transaction that may do more."""
+    token = sign_token(
+        core.secrets.token_key,
+        {"sub": str(subject_id), "scope": "customer"},
+        now=tx.now,
+        ttl_seconds=ttl,
+    )
+    tx.audit(actor.actor, "customer_token.issued", f"subject:{subject_id}", ttl_seconds=ttl)
+    return CustomerToken(token, tx.now + timedelta(seconds=ttl))
 
 
 def authenticate_customer(core: Core, token: str) -> Principal:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -180,7 +181,7 @@ async def create(
     channel: Channel = Channel.STAFF,
     note: str | None = None,
     verified_by: str | None = None,
-    on_created: Any = None,
+    on_created: Callable[[WriteTx, DsrRequest], Awaitable[DsrRequest]] | None = None,
 ) -> DsrRequest:
     """File a request; the regulation defaults to the customer's region's. `verified_by` files
     it already verified (the customer proved who they are by the way they asked).
@@ -488,7 +489,7 @@ def _extend(
             f" {r.extended_to}; {r.regulation} allows one extension"
         )
     if rules is None or rules.extension is None:
-        raise Conflict(f"{r.regulation} allows no extension for this request")
+        raise Conflict(f"regulation {r.regulation!r} allows no extension (see the policy)")
     times = clocks(rules, r.received_at, r.type.value)
     if times.extended_to is None:
         raise Conflict(f"{r.regulation} allows no extension for a {r.type.value} request")

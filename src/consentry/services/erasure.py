@@ -43,6 +43,7 @@ _ROWS: tuple[tuple[str, str], ...] = (
     ("confirmations", "pending_confirmations"),
     ("idempotency_keys", "stored_answers"),
     ("dsr_exports", "export_bundles"),
+    ("verifications", "verification_codes"),
 )
 
 

@@ -41,3 +41,8 @@ class Unauthorized(ServiceError):
 class Gone(ServiceError):
     status = 410
     title = "Gone"
+
+
+class Unavailable(ServiceError):
+    status = 503
+    title = "Service unavailable"

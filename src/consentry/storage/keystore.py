@@ -209,6 +209,7 @@ class SQLiteKeyStore(KeyStore):
         super().__init__(kek, cache_size=cache_size, clock=clock)
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()  # one statement at a time on the one connection
 
     async def _open(self) -> None:
         if self._db is not None:
@@ -216,7 +217,14 @@ class SQLiteKeyStore(KeyStore):
         _create_private_file(self.path)
         db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
-            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=5000"):
+            # secure_delete: a destroyed key's bytes are overwritten, not left in a free page
+            pragmas = (
+                "journal_mode=WAL",
+                "synchronous=FULL",
+                "busy_timeout=5000",
+                "secure_delete=ON",
+            )
+            for pragma in pragmas:
                 await db.execute(f"PRAGMA {pragma}")
             await db.execute(_SQLITE_DDL)
         except BaseException:
@@ -238,15 +246,16 @@ class SQLiteKeyStore(KeyStore):
     async def _insert_if_absent(
         self, subject_id: str, kek_id: str, wrapped: bytes, created_at: datetime
     ) -> None:
-        await self._conn.execute(
-            "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (subject_id) DO NOTHING",
-            (subject_id, kek_id, wrapped, created_at.isoformat()),
-        )
+        async with self._lock:
+            await self._conn.execute(
+                "INSERT INTO subject_keys (subject_id, kek_id, wrapped, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (subject_id) DO NOTHING",
+                (subject_id, kek_id, wrapped, created_at.isoformat()),
+            )
 
     async def _fetch(self, subject_id: str) -> bytes | None:
         sql = "SELECT wrapped FROM subject_keys WHERE subject_id = ?"
-        async with self._conn.execute(sql, (subject_id,)) as cursor:
+        async with self._lock, self._conn.execute(sql, (subject_id,)) as cursor:
             row = await cursor.fetchone()
         return None if row is None else bytes(row[0])
 
@@ -256,17 +265,21 @@ class SQLiteKeyStore(KeyStore):
             batch = subject_ids[start : start + _SQLITE_BATCH]
             marks = ",".join("?" * len(batch))
             sql = f"SELECT subject_id, wrapped FROM subject_keys WHERE subject_id IN ({marks})"
-            async with self._conn.execute(sql, tuple(batch)) as cursor:
+            async with self._lock, self._conn.execute(sql, tuple(batch)) as cursor:
                 found.update({str(r[0]): bytes(r[1]) for r in await cursor.fetchall()})
         return found
 
     async def _delete(self, subject_id: str) -> bool:
         sql = "DELETE FROM subject_keys WHERE subject_id = ?"
-        async with self._conn.execute(sql, (subject_id,)) as cursor:
-            return cursor.rowcount > 0
+        async with self._lock:  # no other statement open while the log is emptied
+            async with self._conn.execute(sql, (subject_id,)) as cursor:
+                existed = cursor.rowcount > 0
+            if existed:  # the write-ahead log still holds the page as it was: empty it
+                await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return existed
 
     async def _count(self) -> int:
-        async with self._conn.execute("SELECT count(*) FROM subject_keys") as cursor:
+        async with self._lock, self._conn.execute("SELECT count(*) FROM subject_keys") as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row is not None else 0
 

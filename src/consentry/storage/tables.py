@@ -215,6 +215,19 @@ class DsrExport(Table, tablename="dsr_exports"):
     downloads = Integer(default=0)
 
 
+class Verification(Table, tablename="verifications"):
+    """A one-time code sent to a customer's email, so they can file a request without a token.
+    Stored as an HMAC; single use, expiring, a few attempts."""
+
+    id = UUID(primary_key=True)
+    subject_id = UUID(index=True)
+    code_hash = Varchar(length=64)
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    attempts = Integer(default=0)
+    used_at = Timestamptz(null=True, default=None)
+
+
 class Erasure(Table, tablename="erasures"):
     """A tombstone: this customer was erased. Holds no personal data; the external id is kept
     only as a keyed hash, so a later import of the same id is recognised and flagged."""
@@ -248,6 +261,7 @@ CORE_TABLES: tuple[type[Table], ...] = (
     IdempotencyKey,
     DsrRequest,
     DsrExport,
+    Verification,
     Erasure,
     Meta,
 )

@@ -16,10 +16,13 @@ from consentry.api.routes.consents import GpcHeader, to_request
 from consentry.api.routes.preferences import to_patch
 from consentry.api.writes import respond
 from consentry.services import consents, preferences
+from consentry.services.core import Core
 from consentry.services.errors import NotFound
+from consentry.services.principals import Principal
 
 
-async def _me(core: CoreDep, principal: PrincipalDep) -> tuple[UUID, str]:
+async def me(core: Core, principal: Principal) -> tuple[UUID, str]:
+    """The customer the token is for (and only a customer token): id and region."""
     require_customer(principal)
     row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", UUID(principal.id))
     if row is None:
@@ -33,7 +36,7 @@ class MeController(Controller):
 
     @get("/consents", summary="My current consents")
     async def state(self, core: CoreDep, principal: PrincipalDep) -> s.ConsentStateList:
-        subject_id, _ = await _me(core, principal)
+        subject_id, _ = await me(core, principal)
         return s.ConsentStateList(
             [convert.state(x) for x in await consents.current_state(core, subject_id)]
         )
@@ -47,7 +50,7 @@ class MeController(Controller):
         data: JSONBody[s.ConsentRequest],
         sec_gpc: GpcHeader = None,
     ) -> Response[s.Recorded]:
-        subject_id, region = await _me(core, principal)
+        subject_id, region = await me(core, principal)
         cmd = to_request(data, sec_gpc)
         return await respond(
             request,
@@ -65,13 +68,13 @@ class MeController(Controller):
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> s.HistoryPage:
-        subject_id, _ = await _me(core, principal)
+        subject_id, _ = await me(core, principal)
         page = await consents.history(core, subject_id, purpose=purpose, cursor=cursor, limit=limit)
         return s.HistoryPage([convert.record(r) for r in page.items], page.next_cursor)
 
     @get("/preferences", summary="My preferences")
     async def read_preferences(self, core: CoreDep, principal: PrincipalDep) -> s.PreferencesOut:
-        subject_id, _ = await _me(core, principal)
+        subject_id, _ = await me(core, principal)
         return convert.preferences(await preferences.read(core, subject_id))
 
     @patch("/preferences", summary="Change my preferences")
@@ -82,7 +85,7 @@ class MeController(Controller):
         principal: PrincipalDep,
         data: JSONBody[s.PreferencesPatch],
     ) -> Response[s.PreferencesOut]:
-        subject_id, _ = await _me(core, principal)
+        subject_id, _ = await me(core, principal)
         return await respond(
             request,
             principal,

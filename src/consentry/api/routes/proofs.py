@@ -14,7 +14,7 @@ from msgspec import Struct
 from consentry.api import schemas as s
 from consentry.api.auth import require
 from consentry.api.deps import CoreDep, ExternalIdPath, PrincipalDep
-from consentry.api.routes.me import _me
+from consentry.api.routes.me import me
 from consentry.domain.decision import Reason
 from consentry.services import consent_proof as proofs
 from consentry.services import customers, receipts
@@ -279,7 +279,7 @@ class MyReceiptController(Controller):
     async def my_receipt(
         self, core: CoreDep, principal: PrincipalDep, record_id: RecordIdPath
     ) -> ReceiptOut:
-        subject_id, _ = await _me(core, principal)
+        subject_id, _ = await me(core, principal)
         return receipt_out(await receipts.receipt_for(core, subject_id, record_uuid(record_id)))
 
 

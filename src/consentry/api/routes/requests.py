@@ -14,9 +14,10 @@ from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require, require_customer
 from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.api.routes.me import me
 from consentry.api.writes import respond
 from consentry.crypto.signing import b64url_decode
-from consentry.services import dsr, dsr_export
+from consentry.services import dsr, dsr_export, verification
 from consentry.services.core import Core
 from consentry.services.dsr_requests import (
     Channel,
@@ -41,6 +42,24 @@ ZIP = "application/zip"
 
 def out(core: Core, r: DsrRequest) -> s.RequestOut:
     return convert.dsr_request(r, core.clock())
+
+
+async def file_answered(
+    request: Request[Any, Any, Any],
+    core: Core,
+    principal: Principal,
+    subject_id: UUID,
+    region: str,
+    kind: str,
+    **options: Any,
+) -> Response[s.RequestOut]:
+    """File a request (idempotently, with the request's Idempotency-Key) and answer 201."""
+    return await respond(
+        request,
+        principal,
+        lambda: dsr.file_request(core, subject_id, region, RequestType(kind), principal, **options),
+        lambda r: (201, out(core, r)),
+    )
 
 
 def zip_response(download: dsr_export.Download) -> Response[bytes]:
@@ -77,21 +96,10 @@ class RequestController(Controller):
     ) -> Response[s.RequestOut]:
         require(principal, *FILE)
         subject_id, region = await dsr.subject_of(core, data.external_id)
-        return await respond(
-            request,
-            principal,
-            lambda: dsr.file_request(
-                core,
-                subject_id,
-                region,
-                RequestType(data.type),
-                principal,
-                regulation=data.regulation,
-                note=data.note,
-                verified_by=data.verified_by,
-            ),
-            lambda r: (201, out(core, r)),
-        )
+        return await file_answered(
+            request, core, principal, subject_id, region, data.type,
+            regulation=data.regulation, note=data.note, verified_by=data.verified_by,
+        )  # fmt: skip
 
     @get(
         "/",
@@ -290,30 +298,17 @@ class MyRequestController(Controller):
         principal: PrincipalDep,
         data: JSONBody[s.MyRequestIn],
     ) -> Response[s.RequestOut]:
-        require_customer(principal)
-        subject_id, region = await _me(core, principal)
-        return await respond(
-            request,
-            principal,
-            lambda: dsr.file_request(
-                core,
-                subject_id,
-                region,
-                RequestType(data.type),
-                principal,
-                channel=Channel.CUSTOMER,
-                note=data.note,
-                verified_by="customer token",
-            ),
-            lambda r: (201, out(core, r)),
-        )
+        subject_id, region = await me(core, principal)
+        return await file_answered(
+            request, core, principal, subject_id, region, data.type,
+            channel=Channel.CUSTOMER, note=data.note, verified_by="customer token",
+        )  # fmt: skip
 
     @get("/", summary="My requests")
     async def mine(
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
     ) -> s.RequestPage:
-        require_customer(principal)
-        subject_id, _ = await _me(core, principal)
+        subject_id, _ = await me(core, principal)
         row = await core.db.fetchrow("SELECT external_id FROM subjects WHERE id = ?", subject_id)
         flt = RequestFilter(external_id=row["external_id"] if row else "")
         page = await list_requests(core, flt, cursor=cursor, limit=limit)
@@ -333,8 +328,34 @@ class MyRequestController(Controller):
         return zip_response(await dsr_export.download(core, request_id, principal.actor))
 
 
-async def _me(core: Core, principal: Principal) -> tuple[UUID, str]:
-    row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", UUID(principal.id))
-    if row is None:
-        raise NotFound("this customer no longer exists")
-    return UUID(str(row["id"])), row["region"]
+class VerificationController(Controller):
+    path = "/v1/verifications"
+    tags = ["customer self-service"]
+
+    @post(
+        "/",
+        summary="Email me a code to prove who I am",
+        description="For a customer without a customer token: a six-digit code goes to the"
+        " address if it is a customer's (the answer is the same either way). It works once,"
+        " for 15 minutes.",
+        security=[],
+        status_code=202,
+    )
+    async def send(self, core: CoreDep, data: JSONBody[s.VerificationIn]) -> s.VerificationSentOut:
+        await verification.send_code(core, data.email)
+        return s.VerificationSentOut(
+            "if a customer has this email address, a code is on its way; it works for"
+            f" {verification.CODE_MINUTES} minutes"
+        )
+
+    @post(
+        "/confirm",
+        summary="Exchange the code for a customer token",
+        description="The token (15 minutes) files and follows my requests under /v1/me/requests."
+        " Five wrong codes use the code up.",
+        security=[],
+        status_code=201,
+    )
+    async def confirm(self, core: CoreDep, data: JSONBody[s.VerificationConfirmIn]) -> s.TokenOut:
+        token = await verification.confirm(core, data.email, data.code)
+        return s.TokenOut(token.token, token.expires_at)
