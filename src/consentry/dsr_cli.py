@@ -160,7 +160,7 @@ async def _erase(settings: Settings, ids: list[str], args: argparse.Namespace) -
 
 async def _requests(settings: Settings, args: argparse.Namespace) -> int:
     from consentry.api.convert import dsr_request
-    from consentry.services import dsr, dsr_export
+    from consentry.services import customers, dsr, dsr_export
     from consentry.services.core import close_core, open_core
     from consentry.services.dsr_requests import (
         RequestFilter,
@@ -201,7 +201,7 @@ async def _requests(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"(more: raise --limit above {args.limit})", file=sys.stderr)
             return 0
         if command == "file":
-            subject_id, region = await dsr.subject_of(core, args.external_id)
+            subject_id, region = await customers.resolve(core, args.external_id)
             filed = await dsr.file_request(
                 core, subject_id, region, RequestType(args.type), SYSTEM,
                 regulation=args.regulation, note=args.note, verified_by=args.verified_by,

@@ -247,6 +247,9 @@ async def test_erasure_leaves_nothing_readable_anywhere(
     assert r.status_code == 201
     assert r.json()["previously_erased_at"] is not None
     assert UUID(r.json()["id"]) != UUID(subject)
+    again = await request(client, EXT, "erasure")  # the new customer can be erased in turn
+    assert again["state"] == "completed"
+    assert (await client.get(f"/v1/customers/{EXT}")).status_code == 410
 
 
 async def test_bulk_erasure_reports_each_and_retries_without_redoing(

@@ -36,11 +36,6 @@ MAX_BULK = 1000
 CUSTOMER_TYPES = (RequestType.ACCESS, RequestType.PORTABILITY, RequestType.ERASURE)
 
 
-async def subject_of(core: Core, external_id: str) -> tuple[UUID, str]:
-    """The customer's id and region; an erased customer is a 410 that says when and why."""
-    return await resolve(core, external_id)
-
-
 async def file_request(
     core: Core,
     subject_id: UUID,
@@ -169,7 +164,7 @@ async def _erase_one(
     core: Core, external_id: str, actor: Principal, regulation: str | None, note: str | None
 ) -> BulkOutcome:
     try:
-        subject_id, region = await subject_of(core, external_id)
+        subject_id, region = await resolve(core, external_id)
     except Gone:
         return BulkOutcome(external_id, "already_erased")
     except NotFound as exc:

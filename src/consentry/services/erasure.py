@@ -29,7 +29,6 @@ from consentry.services.customers import decode_subject
 from consentry.services.dsr_requests import DsrRequest, step_in
 from consentry.services.errors import NotFound
 from consentry.services.principals import Principal
-from consentry.services.tombstones import erased_error, tombstone
 from consentry.storage.writer import WriteTx
 
 CERTIFICATE_TYPE = "consentry-deletion-certificate+jwt"
@@ -52,10 +51,7 @@ async def erase(core: Core, request: DsrRequest, actor: Principal) -> DsrRequest
     subject = await core.db.fetchrow("SELECT * FROM subjects WHERE id = ?", request.subject_id)
     if subject is None:
         raise NotFound("this request's customer is not in the data store")
-    external_id = subject["external_id"]
-    stone = await tombstone(core, external_id)
-    if stone is not None:
-        raise erased_error(external_id, stone)
+    external_id = subject["external_id"]  # a tombstone may exist: a re-imported customer
     inventory = await _inventory(core, subject)
     plugins = await _erase_in_plugins(core, request.subject_id)
     await core.keys.destroy(str(request.subject_id))
@@ -69,7 +65,9 @@ async def erase(core: Core, request: DsrRequest, actor: Principal) -> DsrRequest
         jws = jws_sign(claims, core.signing_key, typ=CERTIFICATE_TYPE)
         await tx.execute(
             "INSERT INTO erasures (external_id_hash, subject_id, request_id, erased_at,"
-            " certificate) VALUES (?, ?, ?, ?, ?)",
+            " certificate) VALUES (?, ?, ?, ?, ?) ON CONFLICT (external_id_hash) DO UPDATE SET"
+            " subject_id = excluded.subject_id, request_id = excluded.request_id,"
+            " erased_at = excluded.erased_at, certificate = excluded.certificate",
             external_id_hash(core.secrets.index_key, external_id),
             request.subject_id,
             request.id,

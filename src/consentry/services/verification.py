@@ -84,7 +84,8 @@ async def send_code(core: Core, email: str) -> None:
     try:
         await channel.send(Message(subject_id, PURPOSE, "Your verification code", body, email))
     except Exception as exc:  # the customer can ask again; the operator sees why
-        log.error("verification.send_failed", error=type(exc).__name__, detail=str(exc)[:200])
+        # the exception's text may name the address (SMTPRecipientsRefused does): type only
+        log.error("verification.send_failed", error=type(exc).__name__)
         raise Unavailable("the code could not be sent; try again in a few minutes") from None
 
 

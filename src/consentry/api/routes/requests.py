@@ -17,7 +17,7 @@ from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.api.routes.me import me
 from consentry.api.writes import respond
 from consentry.crypto.signing import b64url_decode
-from consentry.services import dsr, dsr_export, verification
+from consentry.services import customers, dsr, dsr_export, verification
 from consentry.services.core import Core
 from consentry.services.dsr_requests import (
     Channel,
@@ -95,7 +95,7 @@ class RequestController(Controller):
         data: JSONBody[s.RequestIn],
     ) -> Response[s.RequestOut]:
         require(principal, *FILE)
-        subject_id, region = await dsr.subject_of(core, data.external_id)
+        subject_id, region = await customers.resolve(core, data.external_id)
         return await file_answered(
             request, core, principal, subject_id, region, data.type,
             regulation=data.regulation, note=data.note, verified_by=data.verified_by,
