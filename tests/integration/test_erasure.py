@@ -278,3 +278,29 @@ async def test_bulk_erasure_reports_each_and_retries_without_redoing(
     assert await erasures() == 5  # nothing redone
     r = await client.post("/v1/erasures", json={"external_ids": ["a", "a"]})
     assert r.status_code == 422
+
+
+ERASED_READS = [
+    ("GET", f"/v1/customers/{EXT}", None),
+    ("GET", f"/v1/customers/{EXT}/check?purpose=analytics", None),
+    ("GET", f"/v1/customers/{EXT}/consents", None),
+    ("GET", f"/v1/customers/{EXT}/consents/history", None),
+    ("GET", f"/v1/customers/{EXT}/preferences", None),
+    ("GET", f"/v1/customers/{EXT}/events", None),
+    ("POST", f"/v1/customers/{EXT}/events", {"name": "page_viewed"}),
+    ("POST", f"/v1/customers/{EXT}/consents", {"decisions": [], "source": "api"}),
+    ("POST", f"/v1/customers/{EXT}/token", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ERASED_READS)
+async def test_every_call_about_an_erased_customer_answers_410(
+    client: httpx.AsyncClient, method: str, path: str, body: Any
+) -> None:
+    """Every call naming an erased customer by external id answers 410 with the erasure date,
+    never a 404 that reads as "never existed"."""
+    await make_customer(client, EXT, EMAIL, FIRST)
+    assert (await request(client, EXT, "erasure"))["state"] == "completed"
+    r = await client.request(method, path, json=body)
+    assert r.status_code == 410, r.text
+    assert "was erased on" in r.json()["detail"]

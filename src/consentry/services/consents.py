@@ -21,7 +21,7 @@ from consentry.domain.consent import ConsentState, Decision, Source, state_key
 from consentry.domain.decision import Verdict, evaluate
 from consentry.domain.policy import Policy, Purpose
 from consentry.plugins.types import ConsentChange
-from consentry.services import reactions, reads
+from consentry.services import reactions, reads, tombstones
 from consentry.services.core import Core
 from consentry.services.customers import resolve
 from consentry.services.errors import Gone, Invalid, NotFound
@@ -550,7 +550,7 @@ async def check(
 ) -> Verdict:
     rows = await core.db.fetch(_CHECK_SQL, purpose, external_id)
     if not rows:
-        raise NotFound(f"no customer with external_id '{external_id}'")
+        raise await tombstones.missing(core, external_id)
     first = rows[0]
     states = {(r["purpose"], r["channel"]): to_state(r) for r in rows if r["purpose"] is not None}
     prefs = document_to_preferences(json.loads(first["document"]) if first["document"] else {})

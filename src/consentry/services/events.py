@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from consentry.plugins.types import CustomerEvent
-from consentry.services import reactions
+from consentry.services import reactions, tombstones
 from consentry.services.core import Core
 from consentry.services.customers import check_external_id
 from consentry.services.errors import Invalid, NotFound
@@ -110,9 +110,23 @@ async def ingest(core: Core, events: list[EventIn], actor: Principal) -> list[St
             )
         return stored
 
-    stored = await core.writer.submit(job)
+    try:
+        stored = await core.writer.submit(job)
+    except UnknownCustomer as exc:
+        missing = await tombstones.missing(core, exc.external_id)
+        if isinstance(missing, NotFound):  # never known: say what to do
+            raise NotFound(f"{missing.detail}; create it first") from None
+        raise missing from None
     await reactions.events_received(core, received)
     return stored
+
+
+class UnknownCustomer(Exception):
+    """No customer has this external id (the caller tells erased from never known)."""
+
+    def __init__(self, external_id: str) -> None:
+        super().__init__(external_id)
+        self.external_id = external_id
 
 
 async def _resolve_all(tx: WriteTx, external_ids: set[str]) -> dict[str, UUID]:
@@ -120,7 +134,7 @@ async def _resolve_all(tx: WriteTx, external_ids: set[str]) -> dict[str, UUID]:
     for external_id in sorted(external_ids):
         row = await tx.fetchrow("SELECT id FROM subjects WHERE external_id = ?", external_id)
         if row is None:
-            raise NotFound(f"no customer with external_id '{external_id}'; create it first")
+            raise UnknownCustomer(external_id)
         found[external_id] = UUID(str(row["id"]))
     return found
 
