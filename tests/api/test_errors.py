@@ -195,3 +195,20 @@ async def test_missing_credential_is_a_401_before_any_parameter_check(client: Cl
         "/v1/customers/c-1/consents", headers={"Authorization": ""}, content=b"{not json"
     )
     assert_problem(r, 401)
+
+
+@pytest.mark.parametrize(
+    ("url", "authenticated"),
+    [("/v1/confirmations", False), ("/v1/verifications", False), ("/v1/customers/c-1", True)],
+)
+async def test_deeply_nested_json_is_400_naming_the_limit(
+    client: Client, url: str, authenticated: bool
+) -> None:
+    """A body nested 1,000 levels deep is a 400 problem naming the nesting limit, not a 500."""
+    headers = {"Content-Type": "application/json"}
+    if not authenticated:
+        headers["Authorization"] = ""
+    body = b"[" * 1000 + b"]" * 1000
+    send = client.put if url.startswith("/v1/customers") else client.post
+    r = await send(url, content=body, headers=headers)
+    assert "64 levels" in assert_problem(r, 400)["detail"]

@@ -15,6 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import consentry
 from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
+from consentry.api.bodies import BoundedRequest
 from consentry.api.deps import CoreDep
 from consentry.api.middleware import request_id_middleware
 from consentry.api.openapi_responses import document_errors
@@ -124,6 +125,7 @@ def create_app(
         state=State({"core": core}) if core is not None else None,
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        request_class=BoundedRequest,
         debug=False,
         logging_config=None,  # consentry.logs configures logging; Litestar's would replace it
     )
