@@ -154,7 +154,7 @@ async def test_problem_carries_request_id(client: Client) -> None:
 
 async def test_rate_limit_is_429(settings: Settings, core: Core, admin_key: str) -> None:
     """With a limit of 3 a minute the 4th request is a 429 problem with Retry-After."""
-    limited = dataclasses.replace(settings, rate_limit_per_minute=3)
+    limited = dataclasses.replace(settings, rate_limits=True, rate_limit_key_per_minute=3)
     async with app_client(limited, core, admin_key) as client:
         for _ in range(3):
             assert (await client.get("/v1/purposes")).status_code == 200
