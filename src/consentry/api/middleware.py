@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -27,7 +28,7 @@ _ZERO_PARENT = b"0" * 16
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection first"
 
 
-def request_id(headers: list[tuple[bytes, bytes]]) -> str:
+def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The caller's id for this request when well-formed, else a fresh one."""
     given = traceparent = None
     for name, value in headers:
@@ -59,7 +60,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":  # type: ignore[comparison-overlap]
             await app(scope, receive, send)
             return
-        rid = request_id(scope["headers"])  # type: ignore[typeddict-item]
+        rid = request_id(scope["headers"])
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status = 500
