@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 import consentry
 from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
 from consentry.api.bodies import BoundedRequest
-from consentry.api.deps import CoreDep
+from consentry.api.deps import TYPE_DECODERS, CoreDep, InstantSchema
 from consentry.api.middleware import request_id_middleware
 from consentry.api.openapi_responses import document_errors
 from consentry.api.problems import EXCEPTION_HANDLERS
@@ -130,6 +130,8 @@ def create_app(
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         request_class=BoundedRequest,
+        type_decoders=TYPE_DECODERS,
+        plugins=[InstantSchema()],
         debug=False,
         logging_config=None,  # consentry.logs configures logging; Litestar's would replace it
     )

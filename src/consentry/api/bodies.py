@@ -17,6 +17,7 @@ from litestar import Request
 
 from consentry.services.errors import ServiceError
 
+JSON_BODY = "json_body"  # where in the scope's state the decoded body is kept, for error reports
 MAX_JSON_DEPTH = 64  # far beyond any of our schemas (the deepest nests 4-5 levels)
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -57,4 +58,6 @@ class BoundedRequest(Request[Any, Any, Any]):
                 f"the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels,"
                 f" the most this API accepts"
             )
-        return await super().json()
+        value = await super().json()
+        self.scope["state"][JSON_BODY] = value
+        return value
