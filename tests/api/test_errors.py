@@ -199,7 +199,12 @@ async def test_missing_credential_is_a_401_before_any_parameter_check(client: Cl
 
 @pytest.mark.parametrize(
     ("url", "authenticated"),
-    [("/v1/confirmations", False), ("/v1/verifications", False), ("/v1/customers/c-1", True)],
+    [
+        ("/v1/confirmations", False),
+        ("/v1/verifications", False),
+        ("/v1/customers/c-1", True),
+        ("/v1/plugins/segments", True),  # a plugin's route
+    ],
 )
 async def test_deeply_nested_json_is_400_naming_the_limit(
     client: Client, url: str, authenticated: bool
