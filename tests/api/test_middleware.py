@@ -3,6 +3,7 @@ request, a client that went away included."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -92,5 +93,28 @@ async def test_a_client_that_goes_away_is_not_logged_as_a_500(
 
     with capture_logs() as logs:
         await app(scope, receive, send)  # type: ignore[arg-type]
+    [line] = [e for e in logs if e["event"] == "request"]
+    assert line["status"] == 499 and line["disconnected"] is True
+
+
+async def test_a_client_that_hangs_up_on_uvicorn_is_logged_as_499(
+    live_server: str, admin_key: str
+) -> None:
+    """Over real HTTP, a client that closes mid-body is logged as 499, disconnected."""
+    host, port = live_server.removeprefix("http://").split(":")
+    with capture_logs() as logs:
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"PUT /v1/customers/c-1 HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {admin_key}\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"region":'
+        )
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the app is now waiting for the rest of the body
+        writer.close()
+        await writer.wait_closed()
+        async with asyncio.timeout(5):
+            while not [e for e in logs if e["event"] == "request"]:
+                await asyncio.sleep(0.01)
     [line] = [e for e in logs if e["event"] == "request"]
     assert line["status"] == 499 and line["disconnected"] is True
