@@ -83,7 +83,7 @@ def _environment(backend: Backend, data_dir: Path, port: int) -> dict[str, str]:
         CONSENTRY_DATABASE_URL=backend.database_url,
         CONSENTRY_PORT=str(port),
         CONSENTRY_HOST="127.0.0.1",
-        CONSENTRY_RATE_LIMIT_PER_MINUTE="0",
+        CONSENTRY_RATE_LIMITS="off",
         CONSENTRY_LOG_LEVEL="warning",
     )
     return env

@@ -100,7 +100,7 @@ async def through_gate(seconds: float, concurrency: int) -> float:
         settings = Settings(
             data_dir=Path(tmp),
             database_url=f"sqlite:///{tmp}/bench.sqlite",
-            rate_limit_per_minute=0,
+            rate_limits=False,
             log_json=True,
         )
         core = await open_core(settings, plugins=Plugins.of(("templates", consentry_templates)))

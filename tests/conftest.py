@@ -58,7 +58,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
-        rate_limit_per_minute=0,
+        rate_limits=False,
         log_json=True,
         plugins=",".join(first_party()),
     )

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 import uvicorn
+from litestar.types import ASGIApp
 
 from consentry import logs
 from consentry.api.app import create_app
@@ -41,19 +42,28 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
         key = await bootstrap_admin_key(core)
         _announce(settings, core.db.is_postgres, host, port, key)
         app = create_app(settings, core=core)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            server_header=False,
-        )
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(uvicorn_config(settings, app, host, port)).serve()
     finally:
         await close_core(core)
     return 0
+
+
+def uvicorn_config(settings: Settings, app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    """How uvicorn serves the app. X-Forwarded-For/-Proto are believed only from the configured
+    trusted proxies: uvicorn's own default trusts them from loopback, which let any local client
+    (or a proxy that passes the header on) choose its address and so escape its rate limits."""
+    proxies = settings.trusted_proxies.strip()
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or "",
+    )
 
 
 def _announce(settings: Settings, postgres: bool, host: str, port: int, key: str | None) -> None:

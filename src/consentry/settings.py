@@ -26,7 +26,17 @@ class Settings:
     log_level: str = "info"
     log_json: bool = True
     group_commit_max: int = 100
-    rate_limit_per_minute: int = 6000
+    # Request limits per minute, per process (0: that limit off). A backend key's limit is above
+    # what one process can serve (~20,000 requests/s for a bare ASGI app on uvicorn), so only a
+    # runaway client meets it; customers and callers without a credential are held far tighter.
+    rate_limits: bool = True  # false: no request limits at all (tests, benchmarks)
+    rate_limit_key_per_minute: int = 1_200_000  # per API key
+    rate_limit_customer_per_minute: int = 600  # per customer, across their tokens
+    rate_limit_anonymous_per_minute: int = 300  # per client address, requests without a credential
+    rate_limit_auth_failures_per_minute: int = 30  # failed authentications per client address
+    # Proxies whose X-Forwarded-For/-Proto are believed (IPs or CIDRs, comma-separated); empty:
+    # none, the client is the TCP peer.
+    trusted_proxies: str = ""
     customer_token_ttl_seconds: int = 900
     max_body_bytes: int = 1_048_576
     plugins: str = ""  # names of the plugins to load, comma-separated; empty: every installed one
@@ -101,7 +111,12 @@ _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "log_level": str,
     "log_json": _bool,
     "group_commit_max": int,
-    "rate_limit_per_minute": int,
+    "rate_limits": _bool,
+    "rate_limit_key_per_minute": int,
+    "rate_limit_customer_per_minute": int,
+    "rate_limit_anonymous_per_minute": int,
+    "rate_limit_auth_failures_per_minute": int,
+    "trusted_proxies": str,
     "customer_token_ttl_seconds": int,
     "max_body_bytes": int,
     "plugins": str,

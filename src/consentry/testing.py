@@ -108,7 +108,7 @@ def _settings(
         data_dir=data_dir,
         database_url=database_url or f"sqlite:///{data_dir / 'consentry.sqlite'}",
         policy_path=Path(policy_path) if policy_path else Settings().policy_path,
-        rate_limit_per_minute=0,
+        rate_limits=False,
         log_json=True,
         plugin_timeout_seconds=timeout,
     )

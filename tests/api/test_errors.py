@@ -154,7 +154,7 @@ async def test_problem_carries_request_id(client: Client) -> None:
 
 async def test_rate_limit_is_429(settings: Settings, core: Core, admin_key: str) -> None:
     """With a limit of 3 a minute the 4th request is a 429 problem with Retry-After."""
-    limited = dataclasses.replace(settings, rate_limit_per_minute=3)
+    limited = dataclasses.replace(settings, rate_limits=True, rate_limit_key_per_minute=3)
     async with app_client(limited, core, admin_key) as client:
         for _ in range(3):
             assert (await client.get("/v1/purposes")).status_code == 200
@@ -195,3 +195,99 @@ async def test_missing_credential_is_a_401_before_any_parameter_check(client: Cl
         "/v1/customers/c-1/consents", headers={"Authorization": ""}, content=b"{not json"
     )
     assert_problem(r, 401)
+
+
+@pytest.mark.parametrize(
+    ("url", "authenticated"),
+    [
+        ("/v1/confirmations", False),
+        ("/v1/verifications", False),
+        ("/v1/customers/c-1", True),
+        ("/v1/plugins/segments", True),  # a plugin's route
+    ],
+)
+async def test_deeply_nested_json_is_400_naming_the_limit(
+    client: Client, url: str, authenticated: bool
+) -> None:
+    """A body nested 1,000 levels deep is a 400 problem naming the nesting limit, not a 500."""
+    headers = {"Content-Type": "application/json"}
+    if not authenticated:
+        headers["Authorization"] = ""
+    body = b"[" * 1000 + b"]" * 1000
+    send = client.put if url.startswith("/v1/customers") else client.post
+    r = await send(url, content=body, headers=headers)
+    assert "64 levels" in assert_problem(r, 400)["detail"]
+
+
+SCOPES = "admin, compliance:read, compliance:write, backend:write, backend:read"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs", "expected"),
+    [
+        ("POST", "/v1/api-keys", {"json": {"name": "k", "scopes": ["read"]}}, SCOPES),
+        ("GET", "/v1/audit/entries", {"params": {"order": "up"}}, "'up' is not one of: desc, asc"),
+    ],
+)
+async def test_an_enum_error_lists_the_allowed_values(
+    client: Client, method: str, url: str, kwargs: dict[str, Any], expected: str
+) -> None:
+    """A value outside a set (in a body or a query) is a 422 whose detail lists the set."""
+    r = await client.request(method, url, **kwargs)
+    assert expected in assert_problem(r, 422)["detail"]
+
+
+async def test_every_invalid_field_is_reported(client: Client) -> None:
+    """Two bad fields in one body: both are in errors[], field and detail lead with the first."""
+    r = await client.post("/v1/api-keys", json={"name": "", "scopes": ["admin", "read"]})
+    body = assert_problem(r, 422)
+    assert [e["field"] for e in body["errors"]] == ["name", "scopes[1]"]
+    assert body["field"] == "name"
+    assert "'read' is not one of" in body["errors"][1]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("since", "seen"),
+    [
+        ("2026-01-02", ["b"]),  # a date: its midnight UTC
+        ("2026-01-01T23:00:00Z", ["b", "a"]),
+        ("2026-01-02T09:00:00+09:00", ["b"]),  # midnight UTC in Tokyo time
+        ("2026-01-02T00:00:01Z", []),
+    ],
+)
+async def test_since_takes_a_date_or_any_rfc3339_time(
+    client: Client, customer: str, since: str, seen: list[str]
+) -> None:
+    """`since` accepts a date (midnight UTC) and RFC 3339 times with any offset alike."""
+    for name, at in (("a", "2026-01-01T23:30:00Z"), ("b", "2026-01-02T00:00:00Z")):
+        r = await client.post(
+            f"/v1/customers/{customer}/events", json={"name": name, "occurred_at": at}
+        )
+        assert r.status_code == 201, r.text
+    r = await client.get(f"/v1/customers/{customer}/events", params={"since": since})
+    assert r.status_code == 200, r.text
+    assert [e["name"] for e in r.json()["items"]] == seen
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/v1/audit/entries", "since"),
+        ("/v1/audit/entries", "until"),
+        ("/v1/customers/c-1/consent-proof", "at"),
+    ],
+)
+async def test_a_time_parameter_takes_a_date(
+    client: Client, customer: str, url: str, name: str
+) -> None:
+    """since, until and at take a plain date as well as a date-time."""
+    r = await client.get(url, params={name: "2026-12-01"})
+    assert r.status_code == 200, r.text
+
+
+async def test_a_bad_time_names_the_accepted_forms(client: Client) -> None:
+    """A time that is neither a date nor an RFC 3339 date-time is a 422 showing both forms."""
+    r = await client.get("/v1/audit/entries", params={"since": "yesterday"})
+    body = assert_problem(r, 422)
+    assert body["field"] == "since"
+    assert "RFC 3339" in body["detail"] and "2026-12-05" in body["detail"]

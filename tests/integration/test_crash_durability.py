@@ -237,7 +237,7 @@ def service_env(store: Store, data_dir: Path) -> dict[str, str]:
     env.update(
         CONSENTRY_DATA_DIR=str(data_dir),
         CONSENTRY_DATABASE_URL=store.url,
-        CONSENTRY_RATE_LIMIT_PER_MINUTE="0",
+        CONSENTRY_RATE_LIMITS="off",
         CONSENTRY_LOG_LEVEL="warning",
     )
     return env

@@ -9,16 +9,17 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import consentry
 from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
-from consentry.api.deps import CoreDep
+from consentry.api.bodies import BoundedRequest
+from consentry.api.deps import TYPE_DECODERS, CoreDep, InstantSchema
 from consentry.api.middleware import request_id_middleware
 from consentry.api.openapi_responses import document_errors
 from consentry.api.problems import EXCEPTION_HANDLERS
+from consentry.api.ratelimit import RateLimits
 from consentry.api.routes import audit, proofs
 from consentry.api.routes.access import ApiKeyController
 from consentry.api.routes.consents import ConfirmationController, ConsentController
@@ -55,6 +56,18 @@ async def health(core: CoreDep) -> dict[str, Any]:
     }
 
 
+def rate_limits(settings: Settings) -> RateLimits:
+    """The limits this process applies (in memory: each instance counts on its own)."""
+    if not settings.rate_limits:
+        return RateLimits.off()
+    return RateLimits(
+        key=settings.rate_limit_key_per_minute,
+        customer=settings.rate_limit_customer_per_minute,
+        anonymous=settings.rate_limit_anonymous_per_minute,
+        auth_failures=settings.rate_limit_auth_failures_per_minute,
+    )
+
+
 def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Consentry",
@@ -84,14 +97,7 @@ def create_app(
         finally:
             await close_core(app.state.core)
 
-    middleware: list[Any] = []
-    if settings.rate_limit_per_minute > 0:
-        middleware.append(
-            RateLimitConfig(
-                rate_limit=("minute", settings.rate_limit_per_minute),
-                exclude=["/health", "/schema"],
-            ).middleware
-        )
+    state = State({"limits": rate_limits(settings), **({"core": core} if core is not None else {})})
     app = Litestar(
         route_handlers=[
             health,
@@ -119,11 +125,13 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         guards=[authenticate],
-        middleware=middleware,
         lifespan=[] if core is not None else [lifespan],
-        state=State({"core": core}) if core is not None else None,
+        state=state,
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        request_class=BoundedRequest,
+        type_decoders=TYPE_DECODERS,
+        plugins=[InstantSchema()],
         debug=False,
         logging_config=None,  # consentry.logs configures logging; Litestar's would replace it
     )

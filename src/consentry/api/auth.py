@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from litestar import Request
@@ -10,9 +11,10 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 
 from consentry.api.deps import CoreDep
+from consentry.api.ratelimit import RateLimits, client_address, retry_after
 from consentry.services import access
 from consentry.services.core import Core
-from consentry.services.errors import Forbidden, Unauthorized
+from consentry.services.errors import Forbidden, TooManyRequests, Unauthorized
 from consentry.services.principals import Principal, Scope
 
 SECURITY_COMPONENTS = Components(
@@ -41,24 +43,53 @@ def is_public(handler: HTTPRouteHandler) -> bool:
 
 
 async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any], core: Core) -> Principal:
-    credential = _bearer(connection)
-    if credential.startswith("ck_"):
-        principal = await access.authenticate_key(core, credential)
-    else:
-        principal = access.authenticate_customer(core, credential)
+    """Check the credential; a client that failed too often meanwhile gets a 429 before its
+    credential is looked at, and every failure counts against its address."""
+    limits: RateLimits = connection.app.state.limits
+    client = client_address(connection.scope)
+    _limited(limits.may_authenticate(client), "failed authentications from this address")
+    try:
+        credential = _bearer(connection)
+        if credential.startswith("ck_"):
+            principal = await access.authenticate_key(core, credential)
+        else:
+            principal = access.authenticate_customer(core, credential)
+    except Unauthorized:
+        limits.failed(client)
+        raise
     connection.scope["state"]["principal"] = principal
     connection.scope["state"]["actor"] = principal.actor
+    _limited(limits.principal(principal.kind, principal.id), f"requests for this {principal.kind}")
     return principal
+
+
+def _limited(wait: float, what: str) -> None:
+    if wait > 0:
+        seconds = retry_after(wait)
+        raise TooManyRequests(
+            f"too many {what}; retry after {seconds} s (the Retry-After header)",
+            retry_after=seconds,
+        )
 
 
 async def authenticate(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """A guard on /v1: it runs before parameters are parsed, so a missing credential is a 401
-    before any 422. The docs under /schema and public operations need no credential."""
-    public = isinstance(handler, HTTPRouteHandler) and is_public(handler)
-    if connection.scope["path"].startswith("/v1/") and not public:
-        await _authenticate(connection, connection.app.state.core)
+    before any 422. The docs under /schema and public operations need no credential; on those,
+    a request is limited per client address unless it brings a valid credential."""
+    if not (connection.scope["path"] + "/").startswith("/v1/"):  # /v1/purposes is /v1/purposes/
+        return
+    core = connection.app.state.core
+    if not (isinstance(handler, HTTPRouteHandler) and is_public(handler)):
+        await _authenticate(connection, core)
+        return
+    if connection.headers.get("authorization", "").strip():
+        with contextlib.suppress(Unauthorized):
+            await _authenticate(connection, core)
+            return
+    limits: RateLimits = connection.app.state.limits
+    _limited(limits.client(client_address(connection.scope)), "requests from this address")
 
 
 async def provide_principal(request: Request[Any, Any, Any], core: CoreDep) -> Principal:

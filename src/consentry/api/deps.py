@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter, PathParameter
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
 
 from consentry.services.core import Core
 from consentry.services.principals import Principal
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 CoreDep = NamedDependency[Core]
 PrincipalDep = NamedDependency[Principal]
@@ -22,3 +29,68 @@ ExternalIdPath = Annotated[
 ]
 Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+
+
+class Instant(datetime):
+    """A time in a query string: any RFC 3339 date-time, or a date meaning its midnight UTC (a
+    time without an offset is taken as UTC). Handlers hand services `plain(...)` of it."""
+
+
+INSTANT_HELP = "expected an RFC 3339 date-time such as 2026-12-05T10:00:00Z, or a date: 2026-12-05"
+
+
+def decode_instant(_: type, value: Any) -> Instant:
+    text = value.strip() if isinstance(value, str) else ""
+    if not 10 <= len(text) <= 40:
+        raise ValueError(INSTANT_HELP)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(INSTANT_HELP) from None
+    return Instant(
+        when.year,
+        when.month,
+        when.day,
+        when.hour,
+        when.minute,
+        when.second,
+        when.microsecond,
+        tzinfo=when.tzinfo or UTC,
+    )
+
+
+def plain(when: datetime | None) -> datetime | None:
+    """A plain datetime (the storage layer adapts exact types only)."""
+    if when is None or type(when) is datetime:
+        return when
+    return datetime(
+        when.year,
+        when.month,
+        when.day,
+        when.hour,
+        when.minute,
+        when.second,
+        when.microsecond,
+        tzinfo=when.tzinfo,
+    )
+
+
+TYPE_DECODERS = [(lambda tp: tp is Instant, decode_instant)]
+
+
+class InstantSchema(OpenAPISchemaPlugin):
+    """Instant in the OpenAPI document: a date-time or a date."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is Instant
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        return Schema(
+            one_of=[
+                Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+                Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE),
+            ]
+        )

@@ -11,10 +11,12 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from consentry.api.schemas import Problem
+from consentry.api.bodies import JSON_BODY
+from consentry.api.schemas import FieldError, Problem
+from consentry.api.validation import allowed_values, field_errors, not_one_of
 from consentry.plugins.manager import PluginFailed
 from consentry.plugins.types import GateRefused
-from consentry.services.errors import ServiceError
+from consentry.services.errors import ServiceError, TooManyRequests
 from consentry.storage.database import UnstorableText, UnstorableTime
 from consentry.storage.idempotency import KeyReused, Replayed
 
@@ -46,6 +48,7 @@ def problem(
     *,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    errors: list[FieldError] | None = None,
 ) -> Response[bytes]:
     body = Problem(
         type=f"https://consentry.dev/problems/{status}",
@@ -55,6 +58,7 @@ def problem(
         instance=request.url.path,
         field=field,
         request_id=request.scope.get("state", {}).get("request_id"),
+        errors=errors,
     )
     return Response(
         msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
@@ -63,24 +67,57 @@ def problem(
 
 def on_service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[bytes]:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(request, exc.status, exc.detail, field=exc.field, headers=headers)
 
 
 def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
-    """Litestar's body and parameter validation: name the field and why."""
-    messages = []
-    field = None
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict):
-            message = str(item.get("message", ""))
-            key = item.get("key")
-            match = _FIELD.search(message)
-            field = field or (match.group(1) if match else (str(key) if key else None))
-            messages.append(f"{key}: {message}" if key else message)
-    detail = "; ".join(messages) or exc.detail or "the request is not valid"
-    if "JSON is malformed" in detail or "malformed" in detail.lower():
-        return problem(request, 400, "the body is not valid JSON: " + detail)
-    return problem(request, 422, detail, field=field)
+    """Litestar's body and parameter validation: every bad field, why, and the allowed values
+    where there is a set of them (`errors`); `field` and `detail` lead with the first."""
+    items = [i for i in exc.extra if isinstance(i, dict)] if isinstance(exc.extra, list) else []
+    raw = "; ".join(str(i.get("message", "")) for i in items) or exc.detail or ""
+    if "malformed" in raw.lower():
+        return problem(request, 400, "the body is not valid JSON: " + raw)
+    errors: list[FieldError] = []
+    for item in items:
+        message = str(item.get("message", ""))
+        key = item.get("key")
+        match = _FIELD.search(message)
+        field = match.group(1) if match else (str(key) if key else "")
+        if item.get("source") == "body" and (found := _body_errors(request)):
+            errors.extend(found)
+            continue
+        errors.append(FieldError(field, _param_detail(request, field, message)))
+    if not errors:
+        return problem(request, 422, exc.detail or "the request is not valid")
+    detail = "; ".join(f"{e.field}: {e.detail}" if e.field else e.detail for e in errors)
+    return problem(request, 422, detail, field=errors[0].field or None, errors=errors)
+
+
+def _body_errors(request: Request[Any, Any, Any]) -> list[FieldError]:
+    """All errors of the decoded body against the handler's body type (msgspec stops at one)."""
+    body = request.scope.get("state", {}).get(JSON_BODY)
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if body is None or data is None:
+        return []
+    return [FieldError(f, d) for f, d in field_errors(body, data.annotation)]
+
+
+def _param_detail(request: Request[Any, Any, Any], name: str, message: str) -> str:
+    """A parameter's error, naming the allowed values when it takes a set of them."""
+    handler = request.route_handler
+    signatures = [handler.parsed_fn_signature] + [
+        p.parsed_fn_signature
+        for p in handler.resolve_dependencies().values()
+        if getattr(p, "parsed_fn_signature", None) is not None
+    ]
+    for signature in signatures:
+        parameter = signature.parameters.get(name)
+        allowed = allowed_values(parameter.annotation) if parameter else None
+        if allowed:
+            return not_one_of(request.query_params.get(name, ""), allowed)
+    return message
 
 
 def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

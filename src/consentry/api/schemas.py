@@ -22,6 +22,11 @@ SourceValue = Literal["preference_center", "api", "import", "unsubscribe_link"]
 AttributeValue = str | int | float | bool | None
 
 
+class FieldError(Struct):
+    field: str
+    detail: str
+
+
 class Problem(Struct, omit_defaults=True):
     type: str
     title: str
@@ -30,6 +35,7 @@ class Problem(Struct, omit_defaults=True):
     instance: str | None = None
     field: str | None = None
     request_id: str | None = None
+    errors: list[FieldError] | None = None  # every invalid field, on a 422
 
 
 # -- customers ---------------------------------------------------------------------------------

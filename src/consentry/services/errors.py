@@ -46,3 +46,12 @@ class Gone(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     title = "Service unavailable"
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

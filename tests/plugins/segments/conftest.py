@@ -44,7 +44,7 @@ def seg_settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
-        rate_limit_per_minute=0,
+        rate_limits=False,
         log_json=True,
         policy_path=wider_policy(tmp_path),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -13,7 +12,7 @@ from litestar.response import Stream
 
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.api.deps import CoreDep, Cursor, Instant, Limit, PrincipalDep, plain
 from consentry.audit.chain import AuditEntry
 from consentry.audit.checkpoints import Checkpoint
 from consentry.services import audit_log, audit_tree, customers
@@ -56,8 +55,8 @@ async def provide_filter(
     actor: FromQuery[str | None] = None,
     action: Action = None,
     purpose: FromQuery[str | None] = None,
-    since: FromQuery[datetime | None] = None,
-    until: FromQuery[datetime | None] = None,
+    since: FromQuery[Instant | None] = None,
+    until: FromQuery[Instant | None] = None,
 ) -> AuditFilter:
     """The filter every audit listing and export takes, from the query (after the scope check,
     so a key without it learns nothing about which customers exist)."""
@@ -66,7 +65,7 @@ async def provide_filter(
         raise Invalid("give customer or subject, not both", field="customer")
     if customer:
         subject, _ = await customers.resolve(core, customer)
-    return AuditFilter(subject, actor, action, purpose, since, until)
+    return AuditFilter(subject, actor, action, purpose, plain(since), plain(until))
 
 
 FilterDep = NamedDependency[AuditFilter]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -11,7 +10,7 @@ from litestar.params import FromQuery, JSONBody
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, Cursor, ExternalIdPath, Limit, PrincipalDep
+from consentry.api.deps import CoreDep, Cursor, ExternalIdPath, Instant, Limit, PrincipalDep, plain
 from consentry.api.writes import respond
 from consentry.services import customers, events
 from consentry.services.principals import READ_SCOPES, Scope
@@ -63,8 +62,8 @@ class EventController(Controller):
         principal: PrincipalDep,
         external_id: ExternalIdPath,
         name: FromQuery[str | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: FromQuery[Instant | None] = None,
+        until: FromQuery[Instant | None] = None,
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> s.EventPage:
@@ -75,8 +74,8 @@ class EventController(Controller):
             subject_id,
             principal,
             name=name,
-            since=since,
-            until=until,
+            since=plain(since),
+            until=plain(until),
             cursor=cursor,
             limit=limit,
         )

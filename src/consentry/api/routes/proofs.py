@@ -13,7 +13,7 @@ from msgspec import Struct
 
 from consentry.api import schemas as s
 from consentry.api.auth import require
-from consentry.api.deps import CoreDep, ExternalIdPath, PrincipalDep
+from consentry.api.deps import CoreDep, ExternalIdPath, Instant, PrincipalDep, plain
 from consentry.api.routes.me import me
 from consentry.domain.decision import Reason
 from consentry.services import consent_proof as proofs
@@ -23,7 +23,7 @@ from consentry.services.principals import READ_SCOPES, Scope
 
 PROOF_SCOPES = (Scope.COMPLIANCE_READ, Scope.ADMIN)
 At = Annotated[
-    datetime | None,
+    Instant | None,
     QueryParameter(
         description="The moment to prove, RFC 3339 with an offset (default: now); not in the"
         " future",
@@ -213,7 +213,7 @@ async def _proof(
 ) -> proofs.ConsentProof:
     require(principal, *PROOF_SCOPES)
     subject_id, _ = await customers.resolve(core, external_id)
-    return await proofs.consent_proof(core, subject_id, at, principal)
+    return await proofs.consent_proof(core, subject_id, plain(at), principal)
 
 
 class ConsentProofController(Controller):
