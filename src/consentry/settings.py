@@ -35,6 +35,11 @@ class SettingsError(ValueError):
     """A setting that cannot be used; the message names where it came from and what it takes."""
 
 
+class NoData(Exception):
+    """Where the settings point there is no Consentry data, and the command must not make any:
+    a fresh database and fresh secrets would quietly stand in for the real ones."""
+
+
 def about(help: str, *, shown: str = "", secret: bool = False) -> dict[str, Any]:
     """A field's metadata: a one-line help text, how the README shows the default (`shown`, for
     computed or empty defaults) and whether it may be read from a file (a secret; names with
