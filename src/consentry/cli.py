@@ -30,9 +30,9 @@ file (--config FILE or CONSENTRY_CONFIG) and --data-dir DIR, which go before or 
 Commands other than `serve` and `migrate --create` work on existing data only: where there is
 none, they say where they looked and exit 2."""
 
-GLOBAL_OPTIONS = (
-    ("--data-dir", "the data folder (default: CONSENTRY_DATA_DIR, or ./data)"),
-    ("--config", "a TOML settings file; keys are the settings' names in lower case"),
+GLOBAL_OPTIONS = (  # (option, metavar, help)
+    ("--data-dir", "DIR", "the data folder (default: CONSENTRY_DATA_DIR, or ./data)"),
+    ("--config", "FILE", "a TOML settings file; keys are the settings' names in lower case"),
 )
 
 
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _settings(words: list[str]) -> tuple[Settings, list[str]]:
     """Settings with the global options applied wherever they stand; the other words."""
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for option, _ in GLOBAL_OPTIONS:
+    for option, _, _ in GLOBAL_OPTIONS:
         pre.add_argument(option, type=Path)
     known, rest = pre.parse_known_args(words)
     return Settings.load(config=known.config, data_dir=known.data_dir), rest
@@ -69,9 +69,9 @@ def _settings(words: list[str]) -> tuple[Settings, list[str]]:
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """--data-dir and --config on the command and on every subcommand (read by `_settings`)."""
-    for option, text in GLOBAL_OPTIONS:
+    for option, metavar, text in GLOBAL_OPTIONS:
         parser.add_argument(
-            option, type=Path, metavar=option.strip("-").split("-")[-1].upper(), help=text,
+            option, type=Path, metavar=metavar, help=text,
             default=None if top else argparse.SUPPRESS,
         )  # fmt: skip
     for action in parser._actions:

@@ -49,7 +49,10 @@ def about(help: str, *, shown: str = "", secret: bool = False) -> dict[str, Any]
 
 def default_policy_path() -> Path:
     """`./policies/default.yaml` where the process runs, if there is one; else the packaged one."""
-    local = Path.cwd() / "policies" / "default.yaml"
+    try:
+        local = Path.cwd() / "policies" / "default.yaml"
+    except OSError:  # the working folder was removed
+        return PACKAGED_POLICY
     return local if local.is_file() else PACKAGED_POLICY
 
 

@@ -24,9 +24,9 @@ from consentry.storage.writer import Writer
 log = structlog.get_logger("consentry")
 
 POINT_ELSEWHERE = (
-    "This command works on existing data and creates none. Point it at your data with"
-    " --data-dir DIR or CONSENTRY_DATA_DIR (CONSENTRY_DATABASE_URL for PostgreSQL);"
-    " `consentry serve` or `consentry migrate --create` starts a new data folder."
+    "\n  This command works on existing data and creates none. Point it at your data with"
+    "\n  --data-dir DIR or CONSENTRY_DATA_DIR (CONSENTRY_DATABASE_URL for PostgreSQL);"
+    "\n  `consentry serve` or `consentry migrate --create` starts a new data folder."
 )
 
 
@@ -67,12 +67,12 @@ def missing_data(settings: Settings, *, secrets: bool = True) -> str | None:
         keys = Path(settings.resolved_keystore_url.removeprefix("sqlite:///"))
         for path in (settings.sqlite_path, keys):
             if not path.is_file():
-                return f"{where} (no database {path.resolve()}). {POINT_ELSEWHERE}"
+                return f"{where} (no database {path.resolve()}).{POINT_ELSEWHERE}"
     missing = missing_secret_files(settings) if secrets else []
     if missing:
         return (
             f"{where}: the secret {missing[0].resolve()} is missing, and a new one would not"
-            f" open the data it protects. {POINT_ELSEWHERE}"
+            f" open the data it protects.{POINT_ELSEWHERE}"
         )
     return None
 
@@ -91,7 +91,7 @@ async def missing_tables(db: Database) -> str | None:
         return None
     return (
         "the database CONSENTRY_DATABASE_URL names has no Consentry tables: run"
-        f" `consentry migrate` there first. {POINT_ELSEWHERE}"
+        f" `consentry migrate` there first.{POINT_ELSEWHERE}"
     )
 
 
