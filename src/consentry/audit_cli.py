@@ -14,7 +14,7 @@ from typing import Any
 from consentry.audit.checkpoints import Checkpoint
 from consentry.audit.verify import Report, verify_export
 from consentry.crypto.signing import KeyRing, SignatureError
-from consentry.settings import Settings
+from consentry.settings import NoData, Settings
 
 VERIFY_HELP = """Verify the audit log.
 
@@ -167,17 +167,19 @@ async def _verify_database(
 ) -> int:
     from consentry.services.audit_tree import all_checkpoints, key_ring
     from consentry.services.audit_verify import verify_database
-    from consentry.services.core import database_url
+    from consentry.services.core import database_url, missing_data, missing_tables
     from consentry.storage.database import Database
 
+    if problem := missing_data(settings, secrets=False):  # verifying needs no secret
+        raise NoData(problem)
     db = Database(database_url(settings))
     await db.start(pool_size=2)
     try:
-        keys = _load_keys(key_path) if key_path else await key_ring(db)
+        if problem := await missing_tables(db):
+            raise NoData(problem)
         head = await db.fetchrow("SELECT seq FROM audit_head WHERE id = 1")
-        if head is None:
-            print("this database has no audit log: run `consentry migrate` first", file=sys.stderr)
-            return 2
+        assert head is not None, "made with the tables"
+        keys = _load_keys(key_path) if key_path else await key_ring(db)
         found = await all_checkpoints(db)
         chosen = found if every else sample(found, SAMPLE)
         progress = _Progress(int(head["seq"]), quiet)
@@ -215,7 +217,7 @@ async def _with_core(args: argparse.Namespace, settings: Settings) -> int:
     from consentry.services.errors import ServiceError
     from consentry.services.principals import SYSTEM
 
-    core = await open_core(settings)
+    core = await open_core(settings, create=False)
     try:
         command = args.audit_command
         if command == "checkpoint":

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from consentry import audit_cli, dsr_cli
-from consentry.plugins.manager import Plugins
+from consentry.plugins.manager import ENTRY_POINT_GROUP, Plugins
 from consentry.plugins.types import Command
-from consentry.settings import Settings
+from consentry.settings import NoData, Settings, SettingsError, settings_table, unknown_names
 
 HELP = """Consentry: consent ledger, preferences and audit.
 
@@ -21,13 +23,64 @@ HELP = """Consentry: consent ledger, preferences and audit.
   migrate          create or update the schema     audit export   export entries to a file
   policy check     validate the policy             receipt verify check a consent receipt
   policy test      run the policy's test cases     openapi        write the OpenAPI document
-  plugins          list the installed plugins
+  plugins          list the installed plugins       settings       list every setting
 
-Settings come from CONSENTRY_* environment variables (see README), e.g.
-CONSENTRY_DATABASE_URL=postgresql://user@host/db, CONSENTRY_DATA_DIR=data."""
+Settings come from CONSENTRY_* environment variables (`consentry settings` lists them), a TOML
+file (--config FILE or CONSENTRY_CONFIG) and --data-dir DIR, which go before or after the command.
+Commands other than `serve` and `migrate --create` work on existing data only: where there is
+none, they say where they looked and exit 2."""
+
+GLOBAL_OPTIONS = (  # (option, metavar, help)
+    ("--data-dir", "DIR", "the data folder (default: CONSENTRY_DATA_DIR, or ./data)"),
+    ("--config", "FILE", "a TOML settings file; keys are the settings' names in lower case"),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings, rest = _settings(words)
+    except SettingsError as exc:
+        print(f"consentry: {exc}", file=sys.stderr)
+        return 2
+    plugin_names = [ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    for warning in unknown_names(os.environ, namespaces=plugin_names):
+        print(f"consentry: warning: {warning}", file=sys.stderr)
+    parser, sub = _parser()
+    plugin_word = bool(rest) and not rest[0].startswith("-") and rest[0] not in sub.choices
+    commands = _plugin_commands(sub, settings) if plugin_word else {}
+    _add_global_options(parser, top=True)
+    args = parser.parse_args(words)
+    try:
+        return _run(args, settings, commands)
+    except NoData as exc:
+        print(f"consentry: {exc}", file=sys.stderr)
+        return 2
+
+
+def _settings(words: list[str]) -> tuple[Settings, list[str]]:
+    """Settings with the global options applied wherever they stand; the other words."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for option, _, _ in GLOBAL_OPTIONS:
+        pre.add_argument(option, type=Path)
+    known, rest = pre.parse_known_args(words)
+    return Settings.load(config=known.config, data_dir=known.data_dir), rest
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--data-dir and --config on the command and on every subcommand (read by `_settings`)."""
+    for option, metavar, text in GLOBAL_OPTIONS:
+        parser.add_argument(
+            option, type=Path, metavar=metavar, help=text,
+            default=None if top else argparse.SUPPRESS,
+        )  # fmt: skip
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_global_options(child, top=False)
+
+
+def _parser() -> tuple[argparse.ArgumentParser, Any]:
     parser = argparse.ArgumentParser(
         prog="consentry", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -35,13 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="start the HTTP service (creates the data folder)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
-    sub.add_parser("migrate", help="create or update the database schema")
+    migrate = sub.add_parser("migrate", help="create or update the database schema")
+    migrate.add_argument(
+        "--create", action="store_true", help="make a new data folder (database, secrets) if none"
+    )
     policy = sub.add_parser("policy", help="check or test the policy")
     psub = policy.add_subparsers(dest="policy_command", required=True)
     check = psub.add_parser("check", help="validate a policy file; errors name file and line")
     check.add_argument("path", nargs="?", type=Path, help="default: CONSENTRY_POLICY_PATH")
     test = psub.add_parser("test", help="run the policy's test cases")
-    test.add_argument("cases", nargs="?", type=Path, help="default: policies/tests/")
+    test.add_argument("cases", nargs="?", type=Path, help="default: the tests/ beside the policy")
     test.add_argument("--policy", type=Path, help="default: CONSENTRY_POLICY_PATH")
     openapi = sub.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
@@ -51,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     audit_cli.add_commands(sub)
     dsr_cli.add_commands(sub)
     sub.add_parser("plugins", help="list the installed plugins: version, hooks, capabilities")
+    sub.add_parser("settings", help="list every setting: variable, default, meaning (Markdown)")
     receipt = sub.add_parser("receipt", help="verify a signed consent receipt offline")
     rsub = receipt.add_subparsers(dest="receipt_command", required=True)
     rverify = rsub.add_parser("verify", help="check a receipt (JWS) with the public key only")
@@ -58,11 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rverify.add_argument(
         "--public-key", type=Path, required=True, help="JWK Set, JWK or PEM public key(s)"
     )
-    settings = Settings.from_env()
-    words = list(sys.argv[1:] if argv is None else argv)
-    plugin_word = bool(words) and not words[0].startswith("-") and words[0] not in sub.choices
-    commands = _plugin_commands(sub, settings) if plugin_word else {}
-    args = parser.parse_args(words)
+    return parser, sub
+
+
+def _run(
+    args: argparse.Namespace,
+    settings: Settings,
+    commands: dict[str, tuple[Plugins, str, Command]],
+) -> int:
     if args.command in commands:
         return asyncio.run(_run_plugin_command(settings, commands[args.command], args))
     if args.command == "serve":
@@ -70,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(settings, host=args.host, port=args.port)
     if args.command == "migrate":
-        return asyncio.run(_migrate(settings))
+        return asyncio.run(_migrate(settings, create=args.create))
     if args.command == "policy":
         return _policy(args, settings)
     if args.command == "audit":
@@ -79,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return dsr_cli.run(args, settings)
     if args.command == "plugins":
         return _plugins(settings)
+    if args.command == "settings":
+        sys.stdout.write(settings_table())
+        return 0
     if args.command == "receipt":
         from consentry.receipt_cli import verify_receipt
 
@@ -108,18 +171,24 @@ async def _run_plugin_command(
     from consentry.services.core import close_core, open_core
 
     plugins, owner, command = found
-    core = await open_core(settings, plugins=plugins)
+    core = await open_core(settings, plugins=plugins, create=False)
     try:
         return await command.run(args, CoreContext(core, owner))
     finally:
         await close_core(core)
 
 
-async def _migrate(settings: Settings) -> int:
-    from consentry.services.core import close_core, open_core
+async def _migrate(settings: Settings, *, create: bool) -> int:
+    """Creates or updates the tables; a new data folder (and secrets) only with --create."""
+    from consentry.services.core import close_core, missing_data, open_core
 
+    if not create and (problem := missing_data(settings)):
+        raise NoData(problem)
+    fresh = not settings.data_dir.exists()
     core = await open_core(settings)
     await close_core(core)
+    if fresh and settings.data_dir.exists():
+        print(f"created a new data folder at {settings.data_dir.resolve()}", file=sys.stderr)
     print(f"schema is up to date ({'postgresql' if core.db.is_postgres else 'sqlite'})")
     return 0
 

@@ -133,7 +133,7 @@ async def _erase(settings: Settings, ids: list[str], args: argparse.Namespace) -
     from consentry.services.errors import ServiceError
     from consentry.services.principals import SYSTEM
 
-    core = await open_core(settings)
+    core = await open_core(settings, create=False)
     progress = _Progress(len(ids), args.quiet)
     bad: list[Any] = []
     try:
@@ -174,7 +174,7 @@ async def _requests(settings: Settings, args: argparse.Namespace) -> int:
     from consentry.services.errors import ServiceError
     from consentry.services.principals import SYSTEM
 
-    core = await open_core(settings)
+    core = await open_core(settings, create=False)
     try:
         command = args.requests_command
         if command == "list":
@@ -197,6 +197,8 @@ async def _requests(settings: Settings, args: argparse.Namespace) -> int:
                         f"{r.id}  {r.type.value:<18} {r.regulation:<8} {r.state.value:<11}"
                         f" due {r.due_on}  {due:<10} {r.external_id or '(erased)'}"
                     )
+            if not page.items:
+                print("no requests match", file=sys.stderr)
             if page.next_cursor:
                 print(f"(more: raise --limit above {args.limit})", file=sys.stderr)
             return 0

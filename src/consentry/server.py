@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 from litestar.types import ASGIApp
@@ -12,7 +13,7 @@ from consentry import logs
 from consentry.api.app import create_app
 from consentry.services.access import bootstrap_admin_key
 from consentry.services.core import close_core, open_core
-from consentry.settings import Settings
+from consentry.settings import PACKAGED_POLICY, Settings
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
@@ -33,6 +34,7 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     logs.configure(settings.log_level, json=settings.log_json)
     from consentry.policy.loader import PolicyError
 
+    fresh = not settings.data_dir.exists()
     try:
         core = await open_core(settings)
     except PolicyError as exc:
@@ -41,6 +43,12 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     try:
         key = await bootstrap_admin_key(core)
         _announce(settings, core.db.is_postgres, host, port, key)
+        if fresh and settings.data_dir.exists():
+            print(
+                f"Created a new data folder at {settings.data_dir.resolve()} (its secrets/ holds"
+                " the keys to the data: keep it private, back it up apart, never commit it)",
+                flush=True,
+            )
         app = create_app(settings, core=core)
         await uvicorn.Server(uvicorn_config(settings, app, host, port)).serve()
     finally:
@@ -72,7 +80,7 @@ def _announce(settings: Settings, postgres: bool, host: str, port: int, key: str
     lines = [
         f"Consentry listening on {base} ({store})",
         f"API docs: {base}/schema  (OpenAPI JSON: {base}/schema/openapi.json)",
-        f"Policy: {settings.policy_path}",
+        f"Policy: {_policy_name(settings.policy_path)}",
     ]
     if key:
         lines += [
@@ -83,3 +91,8 @@ def _announce(settings: Settings, postgres: bool, host: str, port: int, key: str
             "",
         ]
     print("\n".join(lines), flush=True)
+
+
+def _policy_name(path: Path) -> str:
+    where = path.resolve()
+    return f"{where} (the packaged default)" if where == PACKAGED_POLICY.resolve() else str(where)

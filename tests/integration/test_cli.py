@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from consentry.settings import DEFAULT_POLICY
+from consentry.settings import DEFAULT_POLICY, PACKAGED_POLICY
 
 CONSENTRY = str(Path(sys.executable).with_name("consentry"))
 KEY = re.compile(r"\bck_[0-9a-f]{16}_[A-Za-z0-9_-]+")
@@ -99,7 +99,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def serve(env: dict[str, str], output: Path) -> Iterator[Server]:
+def serve(env: dict[str, str], output: Path, cwd: Path | None = None) -> Iterator[Server]:
     """Start `consentry serve` on a free port; wait until /health answers; always stop it."""
     port = free_port()
     with output.open("wb") as sink:
@@ -108,6 +108,7 @@ def serve(env: dict[str, str], output: Path) -> Iterator[Server]:
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
         )
     server = Server(process, output, f"http://127.0.0.1:{port}")
     try:
@@ -197,3 +198,16 @@ async def test_serve_refuses_a_broken_policy(tmp_path: Path, database_url: str) 
     assert KEY.search(output) is None
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "something listens on the port"
+
+
+def test_serve_says_where_it_created_the_data_folder(tmp_path: Path) -> None:
+    """A first start names the data folder it created and the policy file it uses."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = clean_env(CONSENTRY_DATA_DIR=str(tmp_path / "data"), CONSENTRY_LOG_LEVEL="warning")
+    with serve(env, tmp_path / "first.out", cwd=work) as server:
+        text = server.text()
+        assert f"Created a new data folder at {tmp_path / 'data'}" in text, text
+        assert f"Policy: {PACKAGED_POLICY.resolve()} (the packaged default)" in text
+    with serve(env, tmp_path / "second.out", cwd=work) as again:
+        assert "Created a new data folder" not in again.text()

@@ -16,6 +16,7 @@ import pytest
 
 from consentry.plugins import ConsentChange, CustomerEvent, PluginContext, hookimpl
 from consentry.plugins.manager import Plugins
+from consentry.services.core import Core
 from consentry.settings import Settings
 from consentry.testing import running_service
 
@@ -124,8 +125,9 @@ async def test_the_cli_lists_installed_plugins(settings: Settings) -> None:
         assert name in out.decode()
 
 
-async def test_plugin_commands_run_through_the_cli(settings: Settings) -> None:
-    """A command a plugin registers runs as `consentry <name>`, with the plugin's context."""
+async def test_plugin_commands_run_through_the_cli(settings: Settings, core: Core) -> None:
+    """A command a plugin registers runs as `consentry <name>`, with the plugin's context, on
+    existing data (`core` made it: plugin commands create none)."""
     env = {
         **os.environ,
         "CONSENTRY_DATA_DIR": str(settings.data_dir),

@@ -19,6 +19,7 @@ from pathlib import Path
 from consentry.settings import Settings
 
 KEY_BYTES = 32
+NAMES = ("kek", "index_key", "token_key", "signing_key")  # each a setting and a file name
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -41,6 +42,17 @@ def load_or_create_secrets(settings: Settings) -> Secrets:
         token_key=_resolve("token_key", settings.token_key, folder),
         signing_seed=_resolve("signing_key", settings.signing_key, folder),
     )
+
+
+def missing_secret_files(settings: Settings) -> list[Path]:
+    """The key files a start would have to generate: for a folder that already holds data,
+    generating them would lock that data away, so commands other than `serve` refuse."""
+    folder = settings.data_dir / "secrets"
+    return [
+        folder / f"{name}.key"
+        for name in NAMES
+        if not str(getattr(settings, name)).strip() and not (folder / f"{name}.key").is_file()
+    ]
 
 
 def kek_id(kek: bytes) -> str:

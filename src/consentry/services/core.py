@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from consentry.clock import Clock, system_clock
-from consentry.crypto.secrets import Secrets, load_or_create_secrets
+from consentry.crypto.secrets import Secrets, load_or_create_secrets, missing_secret_files
 from consentry.crypto.signing import SigningKey
 from consentry.domain.policy import Policy
 from consentry.plugins.manager import Plugins
 from consentry.policy.loader import load_policy
 from consentry.services.audit_tree import Checkpointer
-from consentry.settings import Settings
+from consentry.settings import NoData, Settings
 from consentry.storage.database import Database
 from consentry.storage.keystore import KeyStore, open_keystore
 from consentry.storage.schema import migrate
 from consentry.storage.writer import Writer
 
 log = structlog.get_logger("consentry")
+
+POINT_ELSEWHERE = (
+    "\n  This command works on existing data and creates none. Point it at your data with"
+    "\n  --data-dir DIR or CONSENTRY_DATA_DIR (CONSENTRY_DATABASE_URL for PostgreSQL);"
+    "\n  `consentry serve` or `consentry migrate --create` starts a new data folder."
+)
 
 
 @dataclass
@@ -50,15 +57,64 @@ def load_plugins(settings: Settings) -> Plugins:
     return Plugins.load(enabled, disabled, timeout=settings.plugin_timeout_seconds)
 
 
+def missing_data(settings: Settings, *, secrets: bool = True) -> str | None:
+    """What is missing for a command that works on existing data, or None: the data folder,
+    the SQLite data and key stores, a secret not configured and not in `data_dir/secrets`.
+    (PostgreSQL's tables are checked once connected: `missing_tables`.)"""
+    folder = settings.data_dir.resolve()
+    where = f"no Consentry data at {folder}"
+    if not settings.is_postgres:
+        keys = Path(settings.resolved_keystore_url.removeprefix("sqlite:///"))
+        for path in (settings.sqlite_path, keys):
+            if not path.is_file():
+                return f"{where} (no database {path.resolve()}).{POINT_ELSEWHERE}"
+    missing = missing_secret_files(settings) if secrets else []
+    if missing:
+        return (
+            f"{where}: the secret {missing[0].resolve()} is missing, and a new one would not"
+            f" open the data it protects.{POINT_ELSEWHERE}"
+        )
+    return None
+
+
+async def missing_tables(db: Database) -> str | None:
+    """What is missing if the data store lacks Consentry's tables (the audit head is made with
+    them), or None."""
+    if db.is_postgres:
+        sql = (
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name = ?"
+        )
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?"
+    if await db.fetchrow(sql, "audit_head") is not None:
+        return None
+    return (
+        "the database CONSENTRY_DATABASE_URL names has no Consentry tables: run"
+        f" `consentry migrate` there first.{POINT_ELSEWHERE}"
+    )
+
+
 async def open_core(
-    settings: Settings, *, clock: Clock = system_clock, plugins: Plugins | None = None
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    plugins: Plugins | None = None,
+    create: bool = True,
 ) -> Core:
-    """Load and check the policy first: a broken policy stops the start with its message."""
+    """Load and check the policy first: a broken policy stops the start with its message.
+    `create=False`: raise `NoData` rather than create a data folder, secrets or tables."""
     policy = load_policy(settings.policy_path)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not create and (problem := missing_data(settings)):
+        raise NoData(problem)
+    if create and (not settings.is_postgres or missing_secret_files(settings)):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     secrets = load_or_create_secrets(settings)
     db = Database(database_url(settings))
     await db.start()
+    if not create and (problem := await missing_tables(db)):
+        await db.close()
+        raise NoData(problem)
     plugins = plugins if plugins is not None else load_plugins(settings)
     await migrate(db, tuple(table for _, table in plugins.registry.tables))
     keys = open_keystore(settings.resolved_keystore_url, secrets.kek)
