@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from openapi_spec_validator import validate
 
 from consentry.cli import openapi_document
 
@@ -132,3 +133,8 @@ async def test_protected_operations_answer_401_without_credential(
         elif r.headers.get("www-authenticate") != "Bearer":
             wrong.append(f"{method} {path}: no WWW-Authenticate: Bearer")
     assert not wrong, wrong
+
+
+def test_document_is_valid_openapi(openapi_spec: dict[str, Any]) -> None:
+    """The document passes openapi-spec-validator (OpenAPI 3.1, every schema and default)."""
+    validate(openapi_spec)
