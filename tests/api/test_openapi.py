@@ -30,6 +30,88 @@ PUBLIC = {
 }
 
 
+# The stable contract: clients generate method names from these, so one that changes breaks them.
+# A new operation is added here with its id; plugin operations start with the plugin's name.
+OPERATION_IDS = {
+    ("GET", "/health"): "getHealth",
+    ("GET", "/.well-known/jwks.json"): "getJwks",
+    ("GET", "/.well-known/consentry-audit-keys.pem"): "getAuditKeysPem",
+    ("GET", "/v1/purposes"): "listPurposes",
+    ("GET", "/v1/purposes/{name}"): "getPurpose",
+    ("GET", "/v1/api-keys"): "listApiKeys",
+    ("POST", "/v1/api-keys"): "createApiKey",
+    ("DELETE", "/v1/api-keys/{key_id}"): "revokeApiKey",
+    ("GET", "/v1/customers"): "listCustomers",
+    ("POST", "/v1/customers/search"): "searchCustomer",
+    ("GET", "/v1/customers/{external_id}"): "getCustomer",
+    ("PUT", "/v1/customers/{external_id}"): "upsertCustomer",
+    ("POST", "/v1/customers/{external_id}/token"): "issueCustomerToken",
+    ("GET", "/v1/customers/{external_id}/check"): "checkConsent",
+    ("GET", "/v1/customers/{external_id}/consents"): "getConsents",
+    ("POST", "/v1/customers/{external_id}/consents"): "recordConsents",
+    ("GET", "/v1/customers/{external_id}/consents/history"): "getConsentHistory",
+    ("GET", "/v1/customers/{external_id}/consents/{record_id}/receipt"): "getConsentReceipt",
+    ("GET", "/v1/customers/{external_id}/consent-proof"): "getConsentProof",
+    ("GET", "/v1/customers/{external_id}/consent-proof.html"): "getConsentProofPage",
+    ("POST", "/v1/confirmations"): "confirmDoubleOptIn",
+    ("GET", "/v1/customers/{external_id}/preferences"): "getPreferences",
+    ("PATCH", "/v1/customers/{external_id}/preferences"): "updatePreferences",
+    ("GET", "/v1/customers/{external_id}/events"): "listEvents",
+    ("POST", "/v1/customers/{external_id}/events"): "recordEvent",
+    ("POST", "/v1/events"): "recordEventBatch",
+    ("GET", "/v1/me/consents"): "getMyConsents",
+    ("POST", "/v1/me/consents"): "recordMyConsents",
+    ("GET", "/v1/me/consents/history"): "getMyConsentHistory",
+    ("GET", "/v1/me/consents/{record_id}/receipt"): "getMyConsentReceipt",
+    ("GET", "/v1/me/preferences"): "getMyPreferences",
+    ("PATCH", "/v1/me/preferences"): "updateMyPreferences",
+    ("GET", "/v1/me/requests"): "listMyRequests",
+    ("POST", "/v1/me/requests"): "fileMyRequest",
+    ("GET", "/v1/me/requests/{request_id}"): "getMyRequest",
+    ("GET", "/v1/me/requests/{request_id}/export"): "downloadMyExport",
+    ("POST", "/v1/verifications"): "sendVerificationCode",
+    ("POST", "/v1/verifications/confirm"): "confirmVerificationCode",
+    ("GET", "/v1/audit/entries"): "listAuditEntries",
+    ("GET", "/v1/audit/entries/{seq}"): "getAuditEntry",
+    ("GET", "/v1/audit/entries/{seq}/proof"): "getInclusionProof",
+    ("GET", "/v1/audit/export"): "exportAuditJsonl",
+    ("GET", "/v1/audit/export.csv"): "exportAuditCsv",
+    ("GET", "/v1/audit/checkpoints"): "listCheckpoints",
+    ("POST", "/v1/audit/checkpoints"): "signCheckpoint",
+    ("GET", "/v1/audit/consistency"): "getConsistencyProof",
+    ("GET", "/v1/audit/keys"): "listSigningKeys",
+    ("POST", "/v1/audit/keys/rotate"): "rotateSigningKey",
+    ("GET", "/v1/requests"): "listRequests",
+    ("POST", "/v1/requests"): "fileRequest",
+    ("GET", "/v1/requests/{request_id}"): "getRequest",
+    ("POST", "/v1/requests/{request_id}/verify"): "verifyRequest",
+    ("POST", "/v1/requests/{request_id}/acknowledge"): "acknowledgeRequest",
+    ("POST", "/v1/requests/{request_id}/extend"): "extendRequest",
+    ("POST", "/v1/requests/{request_id}/reject"): "rejectRequest",
+    ("POST", "/v1/requests/{request_id}/fulfil"): "fulfilRequest",
+    ("POST", "/v1/requests/{request_id}/download-link"): "createDownloadLink",
+    ("GET", "/v1/requests/{request_id}/export"): "downloadRequestExport",
+    ("GET", "/v1/requests/{request_id}/certificate"): "getDeletionCertificate",
+    ("GET", "/v1/exports/{token}"): "downloadExport",
+    ("POST", "/v1/erasures"): "eraseCustomers",
+    ("GET", "/v1/plugins"): "listPlugins",
+    ("GET", "/v1/plugins/segments"): "segmentsListSegments",
+    ("POST", "/v1/plugins/segments"): "segmentsCreateSegment",
+    ("POST", "/v1/plugins/segments/preview"): "segmentsPreviewSegment",
+    ("GET", "/v1/plugins/segments/{segment_id}"): "segmentsGetSegment",
+    ("DELETE", "/v1/plugins/segments/{segment_id}"): "segmentsDeleteSegment",
+    ("GET", "/v1/plugins/segments/{segment_id}/count"): "segmentsCountMembers",
+    ("GET", "/v1/plugins/segments/{segment_id}/members"): "segmentsListMembers",
+    ("GET", "/v1/plugins/templates"): "templatesListTemplates",
+    ("POST", "/v1/plugins/templates"): "templatesCreateTemplate",
+    ("GET", "/v1/plugins/templates/{template_id}"): "templatesGetTemplate",
+    ("PUT", "/v1/plugins/templates/{template_id}"): "templatesUpdateTemplate",
+    ("DELETE", "/v1/plugins/templates/{template_id}"): "templatesDeleteTemplate",
+    ("POST", "/v1/plugins/templates/{template_id}/preview"): "templatesPreviewTemplate",
+}
+CAMEL_CASE = re.compile(r"^[a-z][a-z]+(?:[A-Z][a-z0-9]*)+$")
+
+
 def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (method.upper(), path, op)
@@ -138,3 +220,28 @@ async def test_protected_operations_answer_401_without_credential(
 def test_document_is_valid_openapi(openapi_spec: dict[str, Any]) -> None:
     """The document passes openapi-spec-validator (OpenAPI 3.1, every schema and default)."""
     validate(openapi_spec)
+
+
+def test_operation_ids_are_the_stable_contract(openapi_spec: dict[str, Any]) -> None:
+    """Every operation has the operationId listed above: none renamed, none new without one."""
+    found = {(method, path): op.get("operationId") for method, path, op in operations(openapi_spec)}
+    assert found == OPERATION_IDS
+
+
+def test_operation_ids_are_unique_camel_case_verbs(openapi_spec: dict[str, Any]) -> None:
+    """Readable ids such as recordConsents: camelCase, one per operation."""
+    ids = [op["operationId"] for _, _, op in operations(openapi_spec)]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert not [i for i in ids if not CAMEL_CASE.match(i)]
+
+
+def test_every_operation_is_described_and_tagged(openapi_spec: dict[str, Any]) -> None:
+    """A summary, a description that is not the summary again, and at least one tag."""
+    thin = [
+        f"{method} {path}"
+        for method, path, op in operations(openapi_spec)
+        if not op.get("summary")
+        or not op.get("tags")
+        or op.get("description", op["summary"]) == op["summary"]
+    ]
+    assert not thin, thin

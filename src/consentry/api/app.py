@@ -45,7 +45,15 @@ def provide_core(state: State) -> Core:
     return core
 
 
-@get("/health", tags=["service"], summary="Liveness and the policy in force", security=[])
+@get(
+    "/health",
+    tags=["service"],
+    summary="Liveness and the policy in force",
+    description="Answers 200 while the service runs, with its version, the version (hash) of the"
+    " policy in force and the database engine. Needs no credential; not rate limited.",
+    operation_id="getHealth",
+    security=[],
+)
 async def health(core: CoreDep) -> dict[str, Any]:
     return {
         "status": "ok",
