@@ -34,7 +34,13 @@ from consentry.services.pagination import decode_cursor, encode_cursor
 from consentry.services.principals import Principal, Scope
 from consentry.storage.writer import WriteTx
 from consentry_segments import store
-from consentry_segments.filters import CAPABILITY, Segment, check_purpose, parse
+from consentry_segments.filters import (
+    CAPABILITY,
+    FILTER_JSON_SCHEMA,
+    Segment,
+    check_purpose,
+    parse,
+)
 
 READ = (Scope.ADMIN, Scope.BACKEND_READ)
 WRITE = (Scope.ADMIN, Scope.BACKEND_WRITE)
@@ -43,24 +49,29 @@ TARGET = "segment:"
 
 
 SegmentId = Annotated[UUID, PathParameter(description="The segment's id")]
+# The whole grammar travels with the field: the OpenAPI document hoists its $defs into components.
+Filter = Annotated[
+    dict[str, Any],
+    Meta(description="The filter (see SegmentFilter)", extra_json_schema=FILTER_JSON_SCHEMA),
+]
 
 
 class SegmentIn(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=store.MAX_NAME)]
     purpose: Annotated[str, Meta(max_length=100)]
-    filter: dict[str, Any]
+    filter: Filter
 
 
 class PreviewIn(Struct, forbid_unknown_fields=True):
     purpose: Annotated[str, Meta(max_length=100)]
-    filter: dict[str, Any]
+    filter: Filter
 
 
 class SegmentOut(Struct):
     id: UUID
     name: str
     purpose: str
-    filter: dict[str, Any]
+    filter: Filter
     created_by: str
     created_at: datetime
 

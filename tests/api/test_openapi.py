@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from consentry.cli import openapi_document
@@ -245,3 +246,115 @@ def test_every_operation_is_described_and_tagged(openapi_spec: dict[str, Any]) -
         or op.get("description", op["summary"]) == op["summary"]
     ]
     assert not thin, thin
+
+
+def json_bodies(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every JSON request body and success body: (where, media type object)."""
+    found = []
+    for method, path, op in operations(spec):
+        bodies = [("request", op.get("requestBody", {}))]
+        bodies += [(status, r) for status, r in op["responses"].items() if status[0] == "2"]
+        for where, body in bodies:
+            media = body.get("content", {}).get("application/json")
+            if media is not None:
+                found.append((f"{method} {path} {where}", media))
+    return found
+
+
+def test_every_json_body_has_an_example_that_fits_its_schema(
+    openapi_spec: dict[str, Any],
+) -> None:
+    """Examples are shown to readers and used by schemathesis: each must be valid."""
+    bodies = json_bodies(openapi_spec)
+    assert len(bodies) > 75
+    wrong = []
+    for where, media in bodies:
+        if "example" not in media:
+            wrong.append(f"{where}: no example")
+            continue
+        schema = {**media["schema"], "components": openapi_spec["components"]}
+        errors = list(Draft202012Validator(schema).iter_errors(media["example"]))
+        wrong += [f"{where}: {e.json_path}: {e.message}" for e in errors[:1]]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_responses_document_their_headers(openapi_spec: dict[str, Any]) -> None:
+    """X-Request-ID on every answer, Idempotent-Replayed on the successes of writes that take an
+    Idempotency-Key, Retry-After on 429 and 503."""
+    header = "#/components/headers/"
+    wrong = []
+    for method, path, op in operations(openapi_spec):
+        idempotent = any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
+        for status, response in op["responses"].items():
+            expected = {"X-Request-ID"}
+            if idempotent and status[0] == "2":
+                expected.add("Idempotent-Replayed")
+            if status in ("429", "503"):
+                expected.add("Retry-After")
+            refs = {h.get("$ref", "").removeprefix(header) for h in response["headers"].values()}
+            if refs != expected:
+                wrong.append(f"{method} {path} {status}: {sorted(refs)}")
+    assert not wrong, wrong
+    assert set(openapi_spec["components"]["headers"]) == {
+        "X-Request-ID",
+        "Idempotent-Replayed",
+        "Retry-After",
+    }
+
+
+IDEMPOTENT_WRITES = {  # a sample: writes answered through api.writes.respond
+    ("POST", "/v1/customers/{external_id}/consents"),
+    ("PUT", "/v1/customers/{external_id}"),
+    ("POST", "/v1/api-keys"),
+    ("POST", "/v1/events"),
+    ("PATCH", "/v1/me/preferences"),
+    ("POST", "/v1/plugins/templates"),
+}
+
+
+def test_idempotent_writes_take_an_idempotency_key(openapi_spec: dict[str, Any]) -> None:
+    """The request header is documented where the server reads it."""
+    taking = {
+        (method, path)
+        for method, path, op in operations(openapi_spec)
+        if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
+    }
+    assert taking >= IDEMPOTENT_WRITES
+    assert not {(m, p) for m, p in taking if m == "GET"}
+
+
+def closed_request_bodies(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, example) of each operation whose body schema forbids other properties."""
+    schemas = spec["components"]["schemas"]
+    found = []
+    for method, path, op in operations(spec):
+        media = op.get("requestBody", {}).get("content", {}).get("application/json")
+        if media is None:
+            continue
+        ref = media["schema"].get("$ref") or next(
+            o["$ref"] for o in media["schema"]["oneOf"] if "$ref" in o
+        )
+        if schemas[ref.rsplit("/", 1)[-1]].get("additionalProperties") is False:
+            found.append((method, path, media["example"]))
+    return found
+
+
+def test_every_request_body_is_documented_closed(openapi_spec: dict[str, Any]) -> None:
+    """Every body Struct refuses unknown fields, so every body schema says so."""
+    with_body = [op for _, _, op in operations(openapi_spec) if "requestBody" in op]
+    assert len(closed_request_bodies(openapi_spec)) == len(with_body) >= 25
+
+
+async def test_closed_bodies_refuse_an_unknown_field(
+    client: httpx.AsyncClient, openapi_spec: dict[str, Any]
+) -> None:
+    """What `additionalProperties: false` says holds: the example plus one unknown field is a
+    422 that names the field."""
+    wrong = []
+    for method, path, example in closed_request_bodies(openapi_spec):
+        url = path.replace("{external_id}", "c-1").replace("{key_id}", "k-1")
+        url = re.sub(r"\{[a-z_]+\}", "00000000-0000-4000-8000-000000000001", url)
+        r = await client.request(method, url, json={**example, "surplus": 1})
+        if r.status_code != 422 or "surplus" not in r.text:
+            wrong.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
+    assert not wrong, "\n".join(wrong)

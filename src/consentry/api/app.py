@@ -17,6 +17,7 @@ import consentry
 from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
 from consentry.api.deps import CoreDep
 from consentry.api.middleware import request_id_middleware
+from consentry.api.openapi_document import install as finish_openapi_document
 from consentry.api.openapi_responses import document_errors
 from consentry.api.problems import EXCEPTION_HANDLERS
 from consentry.api.routes import audit, proofs
@@ -136,6 +137,7 @@ def create_app(
         logging_config=None,  # consentry.logs configures logging; Litestar's would replace it
     )
     document_errors(app)
+    finish_openapi_document(app)
     # Outermost, so unmatched routes and middleware errors get a request id and a log line too.
     app.asgi_handler = request_id_middleware(app.asgi_handler)
     return app
