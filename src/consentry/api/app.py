@@ -11,11 +11,11 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import consentry
 from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
 from consentry.api.deps import CoreDep
+from consentry.api.docs_ui import asset_routers, render_plugins
 from consentry.api.middleware import request_id_middleware
 from consentry.api.openapi_document import install as finish_openapi_document
 from consentry.api.openapi_responses import document_errors
@@ -73,7 +73,7 @@ def openapi_config() -> OpenAPIConfig:
         components=SECURITY_COMPONENTS,
         security=SECURITY,
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin()],
+        render_plugins=render_plugins(),
         use_handler_docstrings=False,
     )
 
@@ -121,6 +121,7 @@ def create_app(
             VerificationController,
             PluginController,
             *plugin_routers(plugins),
+            *asset_routers(),
         ],
         dependencies={
             "core": Provide(provide_core, sync_to_thread=False),
