@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from jsonschema import Draft202012Validator
+from litestar import post
 from openapi_spec_validator import validate
 
+from consentry.api.app import create_app
+from consentry.api.openapi_document import document, readable_operation_id
 from consentry.cli import openapi_document
+from consentry.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "openapi" / "openapi.json"
@@ -358,3 +363,32 @@ async def test_closed_bodies_refuse_an_unknown_field(
         if r.status_code != 422 or "surplus" not in r.text:
             wrong.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_document_with_every_installed_plugin_stays_valid() -> None:
+    """A third party's routes (the chat example plugin) join a valid document, ids unique."""
+    spec = document(create_app(Settings(plugins="")))
+    validate(spec)
+    ids = [op["operationId"] for _, _, op in operations(spec)]
+    assert "chatSendMessage" in ids
+    assert len(ids) == len(set(ids)) > len(OPERATION_IDS)
+    assert all(CAMEL_CASE.match(i) for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (["v1", "plugins", "chat", "send"], "chatSendChat"),
+        (["v1", "plugins", "my-crm", "send"], "myCrmSendChat"),
+        (["v1", "other"], "sendChat"),
+    ],
+)
+def test_operations_without_an_id_get_a_readable_one(path: list[str], expected: str) -> None:
+    """Litestar's default would be V1PluginsChatSendSendChat; ours names the plugin, then the
+    handler."""
+
+    @post("/send")
+    async def send_chat() -> None:
+        return None
+
+    assert readable_operation_id(send_chat, "POST", list(path)) == expected

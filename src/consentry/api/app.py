@@ -18,6 +18,7 @@ from consentry.api.deps import CoreDep
 from consentry.api.docs_ui import asset_routers, render_plugins
 from consentry.api.middleware import request_id_middleware
 from consentry.api.openapi_document import install as finish_openapi_document
+from consentry.api.openapi_document import readable_operation_id
 from consentry.api.openapi_responses import document_errors
 from consentry.api.problems import EXCEPTION_HANDLERS
 from consentry.api.routes import audit, proofs
@@ -75,6 +76,7 @@ def openapi_config() -> OpenAPIConfig:
         path="/schema",
         render_plugins=render_plugins(),
         use_handler_docstrings=False,
+        operation_id_creator=readable_operation_id,
     )
 
 
