@@ -392,3 +392,15 @@ def test_operations_without_an_id_get_a_readable_one(path: list[str], expected: 
         return None
 
     assert readable_operation_id(send_chat, "POST", list(path)) == expected
+
+
+async def test_a_zero_bound_is_documented_and_holds(
+    client: httpx.AsyncClient, openapi_spec: dict[str, Any]
+) -> None:
+    """Litestar drops `ge=0`; the document says minimum 0, and the server refuses -1."""
+    prop = openapi_spec["components"]["schemas"]["PreferencesPatch"]["properties"]
+    assert prop["frequency_cap_per_week"]["minimum"] == 0
+    r = await client.put("/v1/customers/c-1", json={"region": "EU"})
+    assert r.status_code == 201, r.text
+    r = await client.patch("/v1/customers/c-1/preferences", json={"frequency_cap_per_week": -1})
+    assert r.status_code == 422, r.text

@@ -4,7 +4,8 @@
 use; `document(app)` returns it. Finishing guarantees:
 
 - the schema of every msgspec Struct that refuses unknown fields (`forbid_unknown_fields=True`)
-  says `additionalProperties: false`, derived from the Structs themselves, never a hand list;
+  says `additionalProperties: false`, derived from the Structs themselves, never a hand list
+  (and a numeric bound of 0, which Litestar drops, is put back);
 - a Struct field whose `Meta(extra_json_schema=...)` carries a whole JSON Schema with `$defs`
   (the segment filter language) is documented by it, its definitions hoisted into
   components/schemas so that recursive references resolve;
@@ -131,6 +132,28 @@ def _close(schemas: dict[str, Any], name: str, struct: msgspec.inspect.StructTyp
         extra = _full_schema(field.type)
         if extra is not None:
             schema["properties"][field.encode_name] = _hoisted(schemas, extra)
+        _zero_bounds(schema["properties"][field.encode_name], field.type)
+
+
+_BOUNDS = (
+    ("ge", "minimum"),
+    ("le", "maximum"),
+    ("gt", "exclusiveMinimum"),
+    ("lt", "exclusiveMaximum"),
+)
+
+
+def _zero_bounds(prop: dict[str, Any], t: msgspec.inspect.Type) -> None:
+    """Litestar drops a numeric bound of 0 (it tests the bound for truth): put it back."""
+    if isinstance(t, msgspec.inspect.UnionType):
+        for option in t.types:
+            _zero_bounds(prop, option)
+    elif isinstance(t, msgspec.inspect.Metadata):
+        _zero_bounds(prop, t.type)
+    elif isinstance(t, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        for attr, key in _BOUNDS:
+            if getattr(t, attr) == 0:
+                prop.setdefault(key, 0)
 
 
 def _full_schema(t: msgspec.inspect.Type) -> dict[str, Any] | None:
