@@ -59,8 +59,7 @@ class ApiKeyController(Controller):
     @delete(
         "/{key_id:str}",
         summary="Revoke an API key",
-        description="The key stops working at once, on every instance. The record stays, with"
-        " revoked_at set, for the audit.",
+        description="The key stops working; its record stays, with revoked_at set, for the audit.",
         operation_id="revokeApiKey",
         status_code=200,
     )

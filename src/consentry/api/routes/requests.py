@@ -185,8 +185,8 @@ class RequestController(Controller):
 
     @post("/{request_id:uuid}/reject", summary="Reject the request, with the reason",
           status_code=200, operation_id="rejectRequest",
-          description="Closes the request as rejected; the reason is kept and told to the"
-          " customer. 409 once closed.")  # fmt: skip
+          description="Closes the request as rejected, the reason kept in its history."
+          " 409 once closed.")  # fmt: skip
     async def reject(
         self, core: CoreDep, principal: PrincipalDep, request_id: UUID, data: JSONBody[s.ReasonIn]
     ) -> s.RequestOut:
