@@ -59,8 +59,126 @@ INT_LIMIT = 2**63 - 1
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,99}$")
+TIME_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
 
 Number = int | float
+
+
+# -- the grammar as JSON Schema (2020-12) --------------------------------------------------------
+# What the API documents for `filter`. It says what the parser above accepts syntactically; the
+# limits on depth and size, and the policy rules (categories, sensitive attributes, the purpose),
+# are checked by `parse` only.
+
+
+def _condition(key: str, name: re.Pattern[str]) -> dict[str, Any]:
+    string = {"type": "string", "maxLength": MAX_STRING, "pattern": "^[^\\x00]*$"}
+    number = {
+        "anyOf": [
+            {"type": "integer", "minimum": -INT_LIMIT, "maximum": INT_LIMIT},
+            {"type": "number", "not": {"type": "integer"}},
+        ]
+    }
+    days = {"type": "integer", "minimum": 1, "maximum": MAX_DAYS}
+    time = {"type": "string", "maxLength": 40, "pattern": TIME_WITH_ZONE, "format": "date-time"}
+
+    def shape(op: dict[str, Any], value: dict[str, Any] | None = None) -> dict[str, Any]:
+        props = {key: {"type": "string", "pattern": name.pattern}, "op": op}
+        if value is not None:
+            props["value"] = value
+        return {
+            "type": "object",
+            "properties": props,
+            "required": sorted(props),
+            "additionalProperties": False,
+        }
+
+    return {
+        "oneOf": [
+            shape({"enum": ["=", "!="]}, {"anyOf": [string, number, {"type": "boolean"}]}),
+            shape({"enum": ["<", "<=", ">", ">="]}, {"anyOf": [string, number]}),
+            shape(
+                {"const": "in"},
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_IN_VALUES,
+                    "items": {"anyOf": [string, number]},
+                },
+            ),
+            shape({"const": "exists"}),
+            shape({"enum": list(TIME_WINDOWS)}, days),
+            shape({"enum": list(TIME_POINTS)}, time),
+        ]
+    }
+
+
+def _filter_json_schema() -> dict[str, Any]:
+    def ref(name: str) -> dict[str, str]:
+        return {"$ref": f"#/$defs/{name}"}
+
+    def only(**props: Any) -> dict[str, Any]:
+        return {"type": "object", "properties": props, "additionalProperties": False}
+
+    nodes = ["SegmentAnd", "SegmentOr", "SegmentNot", "SegmentCondition", "SegmentEventCount"]
+    return {
+        "$ref": "#/$defs/SegmentFilter",
+        "$defs": {
+            "SegmentFilter": {
+                "description": "A segment filter: and, or, not, a condition on a customer"
+                f" attribute, or a count of events. At most {MAX_DEPTH} levels deep and"
+                f" {MAX_NODES} parts; attributes must be ones the purpose may use (see the"
+                " policy).",
+                "oneOf": [ref(n) for n in nodes],
+            },
+            "SegmentAnd": {
+                **only(),
+                "properties": {"and": {"type": "array", "items": ref("SegmentFilter")}},
+                "required": ["and"],
+                "description": "Every filter holds (an empty list: everyone).",
+            },
+            "SegmentOr": {
+                **only(),
+                "properties": {
+                    "or": {"type": "array", "minItems": 1, "items": ref("SegmentFilter")}
+                },
+                "required": ["or"],
+                "description": "At least one filter holds.",
+            },
+            "SegmentNot": {
+                **only(),
+                "properties": {"not": ref("SegmentFilter")},
+                "required": ["not"],
+                "description": "The exact complement of the filter.",
+            },
+            "SegmentCondition": {
+                "description": "A condition on a customer attribute. A comparison holds only"
+                " when the value is there and of the compared type.",
+                **_condition("attr", ATTRIBUTE_NAME),
+            },
+            "SegmentEventCount": {
+                **only(
+                    events=ref("SegmentEvents"),
+                    op={"enum": list(COMPARISONS)},
+                    value={"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+                ),
+                "required": ["events", "op", "value"],
+                "description": "How many of the customer's events match, compared with a number.",
+            },
+            "SegmentEvents": {
+                **only(
+                    name={"type": "string", "pattern": EVENT_NAME.pattern},
+                    where={"type": "array", "items": ref("SegmentPropertyCondition")},
+                    last_days={"type": "integer", "minimum": 1, "maximum": MAX_DAYS},
+                ),
+                "required": ["name"],
+                "description": "Which events count: by name, properties and age.",
+            },
+            "SegmentPropertyCondition": {
+                "description": "A condition on an event property.",
+                **_condition("prop", PROPERTY_NAME),
+            },
+        },
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +187,9 @@ class Segment:
 
     purpose: str
     root: Node
+
+
+FILTER_JSON_SCHEMA: dict[str, Any] = _filter_json_schema()
 
 
 # -- validation -------------------------------------------------------------------------------

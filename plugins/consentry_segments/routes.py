@@ -34,7 +34,13 @@ from consentry.services.pagination import decode_cursor, encode_cursor
 from consentry.services.principals import Principal, Scope
 from consentry.storage.writer import WriteTx
 from consentry_segments import store
-from consentry_segments.filters import CAPABILITY, Segment, check_purpose, parse
+from consentry_segments.filters import (
+    CAPABILITY,
+    FILTER_JSON_SCHEMA,
+    Segment,
+    check_purpose,
+    parse,
+)
 
 READ = (Scope.ADMIN, Scope.BACKEND_READ)
 WRITE = (Scope.ADMIN, Scope.BACKEND_WRITE)
@@ -43,24 +49,29 @@ TARGET = "segment:"
 
 
 SegmentId = Annotated[UUID, PathParameter(description="The segment's id")]
+# The whole grammar travels with the field: the OpenAPI document hoists its $defs into components.
+Filter = Annotated[
+    dict[str, Any],
+    Meta(description="The filter (see SegmentFilter)", extra_json_schema=FILTER_JSON_SCHEMA),
+]
 
 
 class SegmentIn(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=store.MAX_NAME)]
     purpose: Annotated[str, Meta(max_length=100)]
-    filter: dict[str, Any]
+    filter: Filter
 
 
 class PreviewIn(Struct, forbid_unknown_fields=True):
     purpose: Annotated[str, Meta(max_length=100)]
-    filter: dict[str, Any]
+    filter: Filter
 
 
 class SegmentOut(Struct):
     id: UUID
     name: str
     purpose: str
-    filter: dict[str, Any]
+    filter: Filter
     created_by: str
     created_at: datetime
 
@@ -115,7 +126,13 @@ async def _counted(core: Core, principal: Principal, segment: Segment, target: s
 class SegmentController(Controller):
     path = "/"
 
-    @post("/", summary="Create a segment: a filter over attributes and events, for a purpose")
+    @post(
+        "/",
+        summary="Create a segment: a filter over attributes and events, for a purpose",
+        description="The filter (see SegmentFilter) may use only data the purpose may use,"
+        " under the policy's gate for segments.membership; the problem names the offending part.",
+        operation_id="segmentsCreateSegment",
+    )
     async def create(
         self, core: CoreDep, principal: PrincipalDep, data: JSONBody[SegmentIn]
     ) -> SegmentOut:
@@ -135,7 +152,12 @@ class SegmentController(Controller):
 
         return _out(await core.writer.submit(job))
 
-    @get("/", summary="Segments, in id order")
+    @get(
+        "/",
+        summary="Segments, in id order",
+        description="Their names, purposes and filters; paginated with next_cursor.",
+        operation_id="segmentsListSegments",
+    )
     async def list_segments(
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
     ) -> SegmentPage:
@@ -147,14 +169,25 @@ class SegmentController(Controller):
             [_out(r) for r in rows], encode_cursor(str(rows[-1].id)) if more else None
         )
 
-    @get("/{segment_id:uuid}", summary="One segment")
+    @get(
+        "/{segment_id:uuid}",
+        summary="One segment",
+        description="Its name, purpose, filter, and who created it when.",
+        operation_id="segmentsGetSegment",
+    )
     async def get_segment(
         self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
     ) -> SegmentOut:
         require(principal, *READ)
         return _out(await store.get(core.db, segment_id))
 
-    @delete("/{segment_id:uuid}", summary="Delete a segment", status_code=204)
+    @delete(
+        "/{segment_id:uuid}",
+        summary="Delete a segment",
+        description="The definition goes; nothing about its members was stored. Audited.",
+        operation_id="segmentsDeleteSegment",
+        status_code=204,
+    )
     async def delete_segment(
         self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
     ) -> None:
@@ -169,7 +202,14 @@ class SegmentController(Controller):
         if not await core.writer.submit(job):
             raise NotFound(f"no segment {segment_id}")
 
-    @post("/preview", summary="Count the members of a filter without saving it", status_code=200)
+    @post(
+        "/preview",
+        summary="Count the members of a filter without saving it",
+        description="Checked as on create, then counted through the gate (consent for the purpose"
+        " included); the query is audited.",
+        operation_id="segmentsPreviewSegment",
+        status_code=200,
+    )
     async def preview(
         self, core: CoreDep, principal: PrincipalDep, data: JSONBody[PreviewIn]
     ) -> CountOut:
@@ -177,7 +217,13 @@ class SegmentController(Controller):
         segment = parse(core.policy, check_purpose(core.policy, data.purpose), data.filter)
         return await _counted(core, principal, segment, "segment:preview")
 
-    @get("/{segment_id:uuid}/count", summary="How many customers are members now")
+    @get(
+        "/{segment_id:uuid}/count",
+        summary="How many customers are members now",
+        description="Evaluated now, through the gate: only customers whose consent covers"
+        " the purpose count. The query is audited.",
+        operation_id="segmentsCountMembers",
+    )
     async def count(
         self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
     ) -> CountOut:
@@ -189,6 +235,9 @@ class SegmentController(Controller):
     @get(
         "/{segment_id:uuid}/members",
         summary="Members now, as pseudonymous subject ids (an audited staff read)",
+        description="Evaluated now, through the gate; pseudonymous ids only, in id order,"
+        " paginated with next_cursor.",
+        operation_id="segmentsListMembers",
     )
     async def members(
         self,

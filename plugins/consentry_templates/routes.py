@@ -120,6 +120,7 @@ class TemplateController(Controller):
         description="Liquid, sandboxed. `kind` html autoescapes every value; text does not."
         " A strict template (the default) may read only the fields `templates.render` could"
         " ever see and the company's data; others are reported with their line numbers.",
+        operation_id="templatesCreateTemplate",
         responses={409: _problem("A template with this name exists"), 422: _INVALID},
     )
     async def create_template(
@@ -139,7 +140,13 @@ class TemplateController(Controller):
             lambda t: (201, _out(runtime, t)),
         )
 
-    @get("/", summary="List templates, by name")
+    @get(
+        "/",
+        summary="List templates, by name",
+        description="Each with its source, kind, version and the purposes its capability needs;"
+        " paginated.",
+        operation_id="templatesListTemplates",
+    )
     async def list_templates(
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
     ) -> TemplatePage:
@@ -148,7 +155,12 @@ class TemplateController(Controller):
         page = await store.list_page(core, cursor=cursor, limit=limit)
         return TemplatePage([_out(runtime, t) for t in page.items], page.next_cursor)
 
-    @get("/{template_id:str}", summary="Read a template")
+    @get(
+        "/{template_id:str}",
+        summary="Read a template",
+        description="Its source, kind, version and the purposes its capability needs.",
+        operation_id="templatesGetTemplate",
+    )
     async def get_template(
         self, core: CoreDep, principal: PrincipalDep, template_id: FromPath[str]
     ) -> TemplateOut:
@@ -159,6 +171,7 @@ class TemplateController(Controller):
         "/{template_id:str}",
         summary="Replace a template",
         description="Checked as on create; the version goes up by one.",
+        operation_id="templatesUpdateTemplate",
         responses={409: _problem("Another template has this name"), 422: _INVALID},
     )
     async def update_template(
@@ -180,7 +193,13 @@ class TemplateController(Controller):
             lambda t: (200, _out(runtime, t)),
         )
 
-    @delete("/{template_id:str}", summary="Delete a template", status_code=200)
+    @delete(
+        "/{template_id:str}",
+        summary="Delete a template",
+        description="Answers the deleted template. Takes an Idempotency-Key.",
+        operation_id="templatesDeleteTemplate",
+        status_code=200,
+    )
     async def delete_template(
         self,
         request: Request[Any, Any, Any],
@@ -206,6 +225,7 @@ class TemplateController(Controller):
         " sees only that. `missing` lists fields the template reads that this customer does not"
         " have, `withheld` those the capability may never see (both render empty or as their"
         " fallback). 409 when the customer's consent does not allow it, with the reasons.",
+        operation_id="templatesPreviewTemplate",
         responses={
             409: _problem("The customer's consent does not allow templates.render"),
             422: _problem("A field is not valid, or the template stopped at a sandbox limit"),

@@ -10,13 +10,15 @@ from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import consentry
 from consentry.api.auth import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
 from consentry.api.bodies import BoundedRequest
 from consentry.api.deps import TYPE_DECODERS, CoreDep, InstantSchema
+from consentry.api.docs_ui import asset_routers, render_plugins
 from consentry.api.middleware import request_id_middleware
+from consentry.api.openapi_document import install as finish_openapi_document
+from consentry.api.openapi_document import readable_operation_id
 from consentry.api.openapi_responses import document_errors
 from consentry.api.problems import EXCEPTION_HANDLERS
 from consentry.api.ratelimit import RateLimits
@@ -46,7 +48,15 @@ def provide_core(state: State) -> Core:
     return core
 
 
-@get("/health", tags=["service"], summary="Liveness and the policy in force", security=[])
+@get(
+    "/health",
+    tags=["service"],
+    summary="Liveness and the policy in force",
+    description="Answers 200 while the service runs, with its version, the version (hash) of the"
+    " policy in force and the database engine. Needs no credential; not rate limited.",
+    operation_id="getHealth",
+    security=[],
+)
 async def health(core: CoreDep) -> dict[str, Any]:
     return {
         "status": "ok",
@@ -77,8 +87,9 @@ def openapi_config() -> OpenAPIConfig:
         components=SECURITY_COMPONENTS,
         security=SECURITY,
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin()],
+        render_plugins=render_plugins(),
         use_handler_docstrings=False,
+        operation_id_creator=readable_operation_id,
     )
 
 
@@ -118,6 +129,7 @@ def create_app(
             VerificationController,
             PluginController,
             *plugin_routers(plugins),
+            *asset_routers(),
         ],
         dependencies={
             "core": Provide(provide_core, sync_to_thread=False),
@@ -136,6 +148,7 @@ def create_app(
         logging_config=None,  # consentry.logs configures logging; Litestar's would replace it
     )
     document_errors(app)
+    finish_openapi_document(app)
     # Outermost, so unmatched routes and middleware errors get a request id and a log line too.
     app.asgi_handler = request_id_middleware(app.asgi_handler)
     return app

@@ -39,6 +39,7 @@ _DESCRIPTIONS = {
 _EXTRA: dict[tuple[str, str], set[int]] = {
     ("PUT", "/v1/customers/{external_id}"): {409},
     ("POST", "/v1/customers/search"): {404},
+    ("POST", "/v1/events"): {404},  # an event names a customer that does not exist
     ("POST", "/v1/confirmations"): {404, 410},
     # the audit filter's query parameters are parsed by a dependency (one for all three)
     ("GET", "/v1/audit/entries"): {400, 404, 422},

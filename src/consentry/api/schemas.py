@@ -89,8 +89,8 @@ class EventIn(Struct, forbid_unknown_fields=True):
     properties: dict[Annotated[str, Meta(max_length=64)], Any] = {}
 
 
-class BatchEventIn(EventIn, forbid_unknown_fields=True):
-    external_id: ExternalId = ""
+class BatchEventIn(EventIn, forbid_unknown_fields=True, kw_only=True):
+    external_id: ExternalId  # required: keyword-only, so it may follow EventIn's defaults
 
 
 class EventBatch(Struct, forbid_unknown_fields=True):

@@ -37,7 +37,14 @@ class ChatSendOut(msgspec.Struct):
     status: str
 
 
-@post("/send", status_code=201, summary="Send a chat message to a customer, if the gate allows")
+@post(
+    "/send",
+    status_code=201,
+    summary="Send a chat message to a customer, if the gate allows",
+    description="The gate decides for the chat capability's purposes; a refusal is a 403 with"
+    " the reasons, a customer without a chat address a 422.",
+    operation_id="chatSendMessage",
+)
 async def send_chat(data: ChatSendIn, core: CoreDep, principal: PrincipalDep) -> ChatSendOut:
     require(principal, Scope.BACKEND_WRITE)
     context = CoreContext(core, PLUGIN)

@@ -23,7 +23,9 @@ class ApiKeyController(Controller):
     @post(
         "/",
         summary="Create an API key",
-        description="The key is shown once; only its hash is stored.",
+        description="The key is shown once; only its hash is stored. Scopes: admin,"
+        " compliance:read, compliance:write, backend:write, backend:read.",
+        operation_id="createApiKey",
     )
     async def create(
         self,
@@ -40,7 +42,13 @@ class ApiKeyController(Controller):
             lambda k: (201, s.NewApiKeyOut(k.key, convert.api_key(k.info))),
         )
 
-    @get("/", summary="List API keys")
+    @get(
+        "/",
+        summary="List API keys",
+        description="Names, scopes, who created them and when, revoked or not; never the keys"
+        " themselves (only their hashes are stored). Paginated with next_cursor.",
+        operation_id="listApiKeys",
+    )
     async def list_keys(
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
     ) -> s.ApiKeyPage:
@@ -48,7 +56,13 @@ class ApiKeyController(Controller):
         page = await access.list_keys(core, cursor=cursor, limit=limit)
         return s.ApiKeyPage([convert.api_key(k) for k in page.items], page.next_cursor)
 
-    @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
+    @delete(
+        "/{key_id:str}",
+        summary="Revoke an API key",
+        description="The key stops working; its record stays, with revoked_at set, for the audit.",
+        operation_id="revokeApiKey",
+        status_code=200,
+    )
     async def revoke(
         self,
         request: Request[Any, Any, Any],

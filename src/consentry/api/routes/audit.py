@@ -76,7 +76,14 @@ class AuditController(Controller):
     tags = ["audit"]
     dependencies = {"audit_filter": Provide(provide_filter)}
 
-    @get("/entries", summary="Browse the audit log (compliance:read)")
+    @get(
+        "/entries",
+        summary="Browse the audit log (compliance:read)",
+        description="Filter by customer (external id) or subject (pseudonymous id), actor, action"
+        " (a prefix such as consent.*), purpose and time; newest first by default; paginated with"
+        " next_cursor. Entries hold no personal data in clear.",
+        operation_id="listAuditEntries",
+    )
     async def entries(
         self,
         core: CoreDep,
@@ -92,12 +99,25 @@ class AuditController(Controller):
         )
         return s.AuditPage([entry_out(e) for e in page.items], page.next_cursor)
 
-    @get("/entries/{seq:int}", summary="One audit entry")
+    @get(
+        "/entries/{seq:int}",
+        summary="One audit entry",
+        description="The entry with its hash and the hash of the one before, which link it into"
+        " the chain.",
+        operation_id="getAuditEntry",
+    )
     async def entry(self, core: CoreDep, principal: PrincipalDep, seq: Seq) -> s.AuditEntryOut:
         require(principal, Scope.COMPLIANCE_READ)
         return entry_out(await audit_log.get_entry(core, seq))
 
-    @get("/entries/{seq:int}/proof", summary="Inclusion proof of an entry in a checkpoint")
+    @get(
+        "/entries/{seq:int}/proof",
+        summary="Inclusion proof of an entry in a checkpoint",
+        description="An RFC 6962 Merkle audit path from the entry to the root of a signed"
+        " checkpoint (a fresh one unless tree_size names one): proves the entry is in the log"
+        " without the rest of it. 409 when the entry is not covered by that checkpoint.",
+        operation_id="getInclusionProof",
+    )
     async def proof(
         self,
         core: CoreDep,
@@ -123,6 +143,7 @@ class AuditController(Controller):
         description="A signed header line (checkpoint, filters, the exact sequence numbers that"
         " follow), then one entry per line; a filtered export carries an inclusion proof per"
         " entry. Check it offline with `consentry audit verify FILE --public-key KEYS`.",
+        operation_id="exportAuditJsonl",
         media_type="application/x-ndjson",
     )
     async def export_jsonl(
@@ -139,6 +160,7 @@ class AuditController(Controller):
         description="The same entries as the JSONL export, with their inclusion proofs, for"
         " spreadsheets; the checkpoint's size is in the Consentry-Checkpoint-Size header."
         " Verify with the JSONL export.",
+        operation_id="exportAuditCsv",
         media_type="text/csv",
     )
     async def export_csv(
@@ -149,7 +171,13 @@ class AuditController(Controller):
     ) -> Stream:
         return await _export(core, principal, audit_filter, "csv")
 
-    @get("/checkpoints", summary="Signed checkpoints, newest first")
+    @get(
+        "/checkpoints",
+        summary="Signed checkpoints, newest first",
+        description="Each checkpoint signs (Ed25519) the tree size, the Merkle root and the chain"
+        " head at a moment; verify with the public keys. Paginated with next_cursor.",
+        operation_id="listCheckpoints",
+    )
     async def checkpoints(
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
     ) -> s.CheckpointPage:
@@ -164,12 +192,25 @@ class AuditController(Controller):
         more = len(rows) > limit
         return s.CheckpointPage(items, encode_cursor(items[-1].tree_size) if more else None)
 
-    @post("/checkpoints", summary="Sign a checkpoint now, over every committed entry")
+    @post(
+        "/checkpoints",
+        summary="Sign a checkpoint now, over every committed entry",
+        description="Checkpoints are also signed every second or every 1,000 entries; this one"
+        " covers everything committed before the call.",
+        operation_id="signCheckpoint",
+    )
     async def sign_now(self, core: CoreDep, principal: PrincipalDep) -> Response[s.CheckpointOut]:
         require(principal, Scope.COMPLIANCE_READ)
         return Response(checkpoint_out(await core.checkpointer.checkpoint()), status_code=201)
 
-    @get("/consistency", summary="Consistency proof: a later checkpoint extends an earlier one")
+    @get(
+        "/consistency",
+        summary="Consistency proof: a later checkpoint extends an earlier one",
+        description="An RFC 6962 consistency proof between two signed checkpoints (`from`, `to`:"
+        " tree sizes): shows that history up to `from` was not rewritten. 404 when no checkpoint"
+        " has one of the sizes.",
+        operation_id="getConsistencyProof",
+    )
     async def consistency(
         self,
         core: CoreDep,
@@ -183,12 +224,24 @@ class AuditController(Controller):
             from_size, to_size, [h.hex() for h in path], checkpoint_out(old), checkpoint_out(new)
         )
 
-    @get("/keys", summary="Every public key checkpoints and receipts were signed with")
+    @get(
+        "/keys",
+        summary="Every public key checkpoints and receipts were signed with",
+        description="PEM and JWK per key, with when it was created and retired; `current` names"
+        " the key signing now.",
+        operation_id="listSigningKeys",
+    )
     async def keys(self, core: CoreDep, principal: PrincipalDep) -> s.PublicKeyList:
         require(principal, Scope.COMPLIANCE_READ)
         return await _keys(core)
 
-    @post("/keys/rotate", summary="Rotate the signing key (admin); old keys stay published")
+    @post(
+        "/keys/rotate",
+        summary="Rotate the signing key (admin); old keys stay published",
+        description="A new Ed25519 key signs from now on; the old one is retired but stays"
+        " published, so what it signed still verifies.",
+        operation_id="rotateSigningKey",
+    )
     async def rotate(self, core: CoreDep, principal: PrincipalDep) -> Response[s.PublicKeyList]:
         require(principal, Scope.ADMIN)
         await audit_tree.rotate_key(core.checkpointer, core.settings, principal.actor)
@@ -221,7 +274,15 @@ async def _keys(core: Core) -> s.PublicKeyList:
     )
 
 
-@get("/.well-known/jwks.json", tags=["audit"], summary="Public keys (JWK Set)", security=[])
+@get(
+    "/.well-known/jwks.json",
+    tags=["audit"],
+    summary="Public keys (JWK Set)",
+    description="Every Ed25519 key that signed checkpoints, receipts or certificates, as a JWK"
+    " Set (RFC 7517), for offline verification. Public.",
+    operation_id="getJwks",
+    security=[],
+)
 async def jwks(core: CoreDep) -> dict[str, Any]:
     return (await audit_tree.key_ring(core.db)).jwks()
 
@@ -230,6 +291,9 @@ async def jwks(core: CoreDep) -> dict[str, Any]:
     "/.well-known/consentry-audit-keys.pem",
     tags=["audit"],
     summary="Public keys (PEM, newest last)",
+    description="The same keys as /.well-known/jwks.json, as concatenated PEM blocks, for"
+    " `consentry audit verify --public-key`. Public.",
+    operation_id="getAuditKeysPem",
     security=[],
     media_type="application/x-pem-file",
 )

@@ -52,6 +52,7 @@ class ConsentController(Controller):
         description="Several purposes in one request, optionally per channel. A purpose that"
         " needs double opt-in records 'pending' and returns a confirmation token. Sec-GPC: 1"
         " records an opt-out of sale/share where the region honours GPC.",
+        operation_id="recordConsents",
     )
     async def record(
         self,
@@ -71,7 +72,14 @@ class ConsentController(Controller):
             lambda r: (201, convert.recorded(r)),
         )
 
-    @get("/consents", summary="Current consent state")
+    @get(
+        "/consents",
+        summary="Current consent state",
+        description="Per purpose and channel: the decision in force, its legal basis, notice"
+        " version and"
+        " source, and the ledger record it comes from. Reading it is audited.",
+        operation_id="getConsents",
+    )
     async def state(
         self, core: CoreDep, principal: PrincipalDep, external_id: ExternalIdPath
     ) -> s.ConsentStateList:
@@ -81,7 +89,14 @@ class ConsentController(Controller):
             [convert.state(x) for x in await consents.current_state(core, subject_id, principal)]
         )
 
-    @get("/consents/history", summary="The consent ledger, oldest first")
+    @get(
+        "/consents/history",
+        summary="The consent ledger, oldest first",
+        description="Every recorded decision, immutable, with its evidence; filter by purpose;"
+        " paginated"
+        " with next_cursor. Reading it is audited.",
+        operation_id="getConsentHistory",
+    )
     async def history(
         self,
         core: CoreDep,
@@ -103,6 +118,7 @@ class ConsentController(Controller):
         summary="May I use this customer's data for a purpose?",
         description="Answers allow or deny with the chain of reasons. Unknown purpose, channel or"
         " topic: deny.",
+        operation_id="checkConsent",
     )
     async def check(
         self,
@@ -128,6 +144,7 @@ class ConfirmationController(Controller):
         security=[],
         description="The token from the confirmation message is the only credential: single"
         " use, expiring.",
+        operation_id="confirmDoubleOptIn",
         status_code=201,
     )
     async def confirm(self, core: CoreDep, data: JSONBody[s.ConfirmIn]) -> s.LedgerRecordOut:

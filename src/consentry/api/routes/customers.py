@@ -27,6 +27,7 @@ class CustomerController(Controller):
         summary="Create or update a customer",
         description="Attributes and identities merge into what is stored; a null value removes"
         " one. Identities and sensitive attributes are encrypted at rest. 201 when created.",
+        operation_id="upsertCustomer",
         responses={201: ResponseSpec(s.CustomerOut, description="Created")},
     )
     async def upsert(
@@ -48,7 +49,14 @@ class CustomerController(Controller):
             lambda r: (201 if r[1] else 200, convert.customer(r[0])),
         )
 
-    @get("/{external_id:str}", summary="Read a customer (audited)")
+    @get(
+        "/{external_id:str}",
+        summary="Read a customer (audited)",
+        description="Identities decrypted, attributes, region and version. Every read writes an"
+        " audit"
+        " entry; `reason` says why and is kept there.",
+        operation_id="getCustomer",
+    )
     async def read(
         self,
         core: CoreDep,
@@ -62,7 +70,13 @@ class CustomerController(Controller):
         require(principal, *READ_SCOPES)
         return convert.customer(await customers.get(core, external_id, principal, reason))
 
-    @get("/", summary="List customers (ids and regions only)")
+    @get(
+        "/",
+        summary="List customers (ids and regions only)",
+        description="No personal data: ids, external ids, regions and times; paginated with"
+        " next_cursor.",
+        operation_id="listCustomers",
+    )
     async def list_customers(
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
     ) -> s.CustomerPage:
@@ -81,6 +95,7 @@ class CustomerController(Controller):
         status_code=200,
         summary="Find a customer by email or phone (audited)",
         description="Matching uses a keyed blind index: the identity is never stored in clear.",
+        operation_id="searchCustomer",
     )
     async def search(
         self, core: CoreDep, principal: PrincipalDep, data: JSONBody[s.CustomerSearch]
@@ -97,6 +112,7 @@ class CustomerController(Controller):
         summary="Issue a short-lived customer token",
         description="The token lets the customer read and change only their own consents and"
         " preferences, under /v1/me.",
+        operation_id="issueCustomerToken",
     )
     async def token(
         self,

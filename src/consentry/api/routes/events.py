@@ -23,7 +23,14 @@ def _ingested(stored: list[events.StoredEvent]) -> tuple[int, s.Ingested]:
 class EventController(Controller):
     tags = ["events"]
 
-    @post("/v1/customers/{external_id:str}/events", summary="Record one event for a customer")
+    @post(
+        "/v1/customers/{external_id:str}/events",
+        summary="Record one event for a customer",
+        description="A named event with its time (default: now) and properties, e.g."
+        " payment_failed."
+        " Segments and flows read events as behavior data.",
+        operation_id="recordEvent",
+    )
     async def one(
         self,
         request: Request[Any, Any, Any],
@@ -38,7 +45,13 @@ class EventController(Controller):
             request, principal, lambda: events.ingest(core, batch, principal), _ingested
         )
 
-    @post("/v1/events", summary="Record a batch of events (up to 1000, all or nothing)")
+    @post(
+        "/v1/events",
+        summary="Record a batch of events (up to 1000, all or nothing)",
+        description="Each event names its customer by external_id; if one is not valid, none is"
+        " recorded and the problem names it (`events[3].name`).",
+        operation_id="recordEventBatch",
+    )
     async def batch(
         self,
         request: Request[Any, Any, Any],
@@ -55,7 +68,12 @@ class EventController(Controller):
             request, principal, lambda: events.ingest(core, batch, principal), _ingested
         )
 
-    @get("/v1/customers/{external_id:str}/events", summary="A customer's events, newest first")
+    @get(
+        "/v1/customers/{external_id:str}/events",
+        summary="A customer's events, newest first",
+        description="Filter by name and time; paginated with next_cursor. Reading them is audited.",
+        operation_id="listEvents",
+    )
     async def read(
         self,
         core: CoreDep,

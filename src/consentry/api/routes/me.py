@@ -34,14 +34,26 @@ class MeController(Controller):
     path = "/v1/me"
     tags = ["customer self-service"]
 
-    @get("/consents", summary="My current consents")
+    @get(
+        "/consents",
+        summary="My current consents",
+        description="With a customer token: the decision in force per purpose and channel.",
+        operation_id="getMyConsents",
+    )
     async def state(self, core: CoreDep, principal: PrincipalDep) -> s.ConsentStateList:
         subject_id, _ = await me(core, principal)
         return s.ConsentStateList(
             [convert.state(x) for x in await consents.current_state(core, subject_id)]
         )
 
-    @post("/consents", summary="Record my decisions")
+    @post(
+        "/consents",
+        summary="Record my decisions",
+        description="Recorded with source and actor the customer; Sec-GPC: 1 opts out of"
+        " sale/share where"
+        " the region honours it. Takes an Idempotency-Key.",
+        operation_id="recordMyConsents",
+    )
     async def record(
         self,
         request: Request[Any, Any, Any],
@@ -59,7 +71,12 @@ class MeController(Controller):
             lambda r: (201, convert.recorded(r)),
         )
 
-    @get("/consents/history", summary="My consent history")
+    @get(
+        "/consents/history",
+        summary="My consent history",
+        description="Every decision I recorded or was recorded for me, oldest first.",
+        operation_id="getMyConsentHistory",
+    )
     async def history(
         self,
         core: CoreDep,
@@ -72,12 +89,22 @@ class MeController(Controller):
         page = await consents.history(core, subject_id, purpose=purpose, cursor=cursor, limit=limit)
         return s.HistoryPage([convert.record(r) for r in page.items], page.next_cursor)
 
-    @get("/preferences", summary="My preferences")
+    @get(
+        "/preferences",
+        summary="My preferences",
+        description="Channels, topics, quiet hours, language and weekly frequency cap.",
+        operation_id="getMyPreferences",
+    )
     async def read_preferences(self, core: CoreDep, principal: PrincipalDep) -> s.PreferencesOut:
         subject_id, _ = await me(core, principal)
         return convert.preferences(await preferences.read(core, subject_id))
 
-    @patch("/preferences", summary="Change my preferences")
+    @patch(
+        "/preferences",
+        summary="Change my preferences",
+        description="Only the fields sent change; maps merge; null clears a setting.",
+        operation_id="updateMyPreferences",
+    )
     async def change_preferences(
         self,
         request: Request[Any, Any, Any],

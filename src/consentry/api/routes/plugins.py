@@ -29,7 +29,13 @@ class PluginController(Controller):
     path = "/v1/plugins"
     tags = ["plugins"]
 
-    @get("/", summary="Loaded plugins: version, hooks, capabilities, failures so far")
+    @get(
+        "/",
+        summary="Loaded plugins: version, hooks, capabilities, failures so far",
+        description="What is installed and enabled, the hooks each implements, the capabilities it"
+        " declared (and so the purposes it needs), and how often it failed since start.",
+        operation_id="listPlugins",
+    )
     async def list_plugins(self, core: CoreDep, principal: PrincipalDep) -> PluginList:
         require(principal, Scope.ADMIN, *READ_SCOPES)
         return PluginList(

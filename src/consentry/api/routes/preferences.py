@@ -36,7 +36,14 @@ class PreferenceController(Controller):
     path = "/v1/customers/{external_id:str}/preferences"
     tags = ["preferences"]
 
-    @get("/", summary="Read preferences")
+    @get(
+        "/",
+        summary="Read preferences",
+        description="Channels, topics, quiet hours, language and weekly frequency cap. Reading"
+        " them is"
+        " audited.",
+        operation_id="getPreferences",
+    )
     async def read(
         self, core: CoreDep, principal: PrincipalDep, external_id: ExternalIdPath
     ) -> s.PreferencesOut:
@@ -50,6 +57,7 @@ class PreferenceController(Controller):
         description="Only the fields sent change; maps (channels, topics) merge; null clears"
         " quiet_hours, language or frequency_cap_per_week. A channel switched off overrides"
         " every purpose and topic on that channel, except transactional messages.",
+        operation_id="updatePreferences",
     )
     async def change(
         self,

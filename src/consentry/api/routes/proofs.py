@@ -227,6 +227,7 @@ class ConsentProofController(Controller):
         " (default now), the effective decision then, the notice version and text shown, the"
         " evidence and the audit entries that back each record. Needs compliance:read or admin;"
         " the read is audited.",
+        operation_id="getConsentProof",
     )
     async def proof(
         self,
@@ -241,6 +242,7 @@ class ConsentProofController(Controller):
         "/consent-proof.html",
         summary="The proof of consent as a printable page",
         description="The same proof as /consent-proof, as a self-contained HTML report.",
+        operation_id="getConsentProofPage",
         media_type=MediaType.HTML,
     )
     async def proof_page(
@@ -257,6 +259,7 @@ class ConsentProofController(Controller):
         summary="A signed consent receipt for one ledger record",
         description="Kantara Consent Receipt v1.1 claims, signed as a compact JWS (EdDSA);"
         " verify with the public keys at /.well-known/jwks.json.",
+        operation_id="getConsentReceipt",
     )
     async def receipt(
         self,
@@ -275,7 +278,13 @@ class MyReceiptController(Controller):
     path = "/v1/me"
     tags = ["customer self-service"]
 
-    @get("/consents/{record_id:str}/receipt", summary="A signed receipt for one of my records")
+    @get(
+        "/consents/{record_id:str}/receipt",
+        summary="A signed receipt for one of my records",
+        description="Kantara Consent Receipt v1.1 claims as a compact JWS (EdDSA), for a record"
+        " of mine.",
+        operation_id="getMyConsentReceipt",
+    )
     async def my_receipt(
         self, core: CoreDep, principal: PrincipalDep, record_id: RecordIdPath
     ) -> ReceiptOut:

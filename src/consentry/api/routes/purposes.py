@@ -27,13 +27,27 @@ class PurposeController(Controller):
     path = "/v1/purposes"
     tags = ["purposes"]
 
-    @get("/", summary="Purposes with their current notice", security=[])
+    @get(
+        "/",
+        summary="Purposes with their current notice",
+        description="From the policy in force: legal basis, data categories, channels, double"
+        " opt-in,"
+        " expiry and the notice text in the language asked for. Public.",
+        operation_id="listPurposes",
+        security=[],
+    )
     async def list_purposes(self, core: CoreDep, language: Language = "en") -> s.PurposeList:
         lang = _language(core, language)
         items = [convert.purpose(core.policy, p, lang) for p in core.policy.purposes.values()]
         return s.PurposeList(core.policy.version, lang, items)
 
-    @get("/{name:str}", summary="One purpose with its current notice", security=[])
+    @get(
+        "/{name:str}",
+        summary="One purpose with its current notice",
+        description="As in the list, with the versions of its notice so far. Public.",
+        operation_id="getPurpose",
+        security=[],
+    )
     async def one(
         self, core: CoreDep, name: FromPath[str], language: Language = "en"
     ) -> s.PurposeOut:

@@ -85,6 +85,7 @@ class RequestController(Controller):
         " region). The clocks come from the regulation and count from now. An opt-out of"
         " sale/share applies at once and completes; other requests wait for verification"
         " unless `verified_by` says how the customer's identity was already checked.",
+        operation_id="fileRequest",
         status_code=201,
     )
     async def file(
@@ -104,6 +105,9 @@ class RequestController(Controller):
     @get(
         "/",
         summary="List requests: open ones first, by due date (overdue first)",
+        description="The compliance queue: filter by state, type, regulation, customer, due"
+        " date, overdue or open; each request carries its clocks. Paginated with next_cursor.",
+        operation_id="listRequests",
     )
     async def list(
         self,
@@ -126,7 +130,14 @@ class RequestController(Controller):
         page = await list_requests(core, flt, cursor=cursor, limit=limit)
         return s.RequestPage([out(core, r) for r in page.items], page.next_cursor)
 
-    @get("/{request_id:uuid}", summary="One request, with its clocks and history")
+    @get(
+        "/{request_id:uuid}",
+        summary="One request, with its clocks and history",
+        description="The state, the deadlines (due, days left, overdue, extension), every step"
+        " taken"
+        " and, once done, the result.",
+        operation_id="getRequest",
+    )
     async def read(self, core: CoreDep, principal: PrincipalDep, request_id: UUID) -> s.RequestOut:
         require(principal, *READ)
         return out(core, await get_request(core, request_id, principal))
@@ -140,6 +151,9 @@ class RequestController(Controller):
     @post(
         "/{request_id:uuid}/verify",
         summary="Record how the customer's identity was verified",
+        description="Moves a received request to verified; `method` says how (kept in its"
+        " history). 409 when the request is past that step.",
+        operation_id="verifyRequest",
         status_code=200,
     )
     async def verify(
@@ -148,7 +162,9 @@ class RequestController(Controller):
         return await self._step(core, principal, request_id, "verify", method=data.method)
 
     @post("/{request_id:uuid}/acknowledge", summary="Record that receipt was confirmed to the"
-          " customer (CCPA: within 10 business days)", status_code=200)  # fmt: skip
+          " customer (CCPA: within 10 business days)", status_code=200,
+          description="Stops the acknowledgement clock; 409 once acknowledged or closed.",
+          operation_id="acknowledgeRequest")  # fmt: skip
     async def acknowledge(
         self, core: CoreDep, principal: PrincipalDep, request_id: UUID
     ) -> s.RequestOut:
@@ -159,6 +175,7 @@ class RequestController(Controller):
         summary="Extend the deadline once, with the reason told to the customer",
         description="GDPR: by two more months, decided within the first; CCPA: by 45 more days."
         " A second extension, or one after the original deadline, is a 409.",
+        operation_id="extendRequest",
         status_code=200,
     )
     async def extend(
@@ -167,7 +184,9 @@ class RequestController(Controller):
         return await self._step(core, principal, request_id, "extend", reason=data.reason)
 
     @post("/{request_id:uuid}/reject", summary="Reject the request, with the reason",
-          status_code=200)  # fmt: skip
+          status_code=200, operation_id="rejectRequest",
+          description="Closes the request as rejected, the reason kept in its history."
+          " 409 once closed.")  # fmt: skip
     async def reject(
         self, core: CoreDep, principal: PrincipalDep, request_id: UUID, data: JSONBody[s.ReasonIn]
     ) -> s.RequestOut:
@@ -181,6 +200,7 @@ class RequestController(Controller):
         " deletion certificate; rectification/restrict: done by people, `note` says what was"
         " done. A plugin failure keeps the request in progress (500 naming the plugin);"
         " fulfilling again carries on.",
+        operation_id="fulfilRequest",
         status_code=200,
     )
     async def fulfil(
@@ -197,6 +217,9 @@ class RequestController(Controller):
     @post(
         "/{request_id:uuid}/download-link",
         summary="A download link for the customer's export (expires with the export)",
+        description="A URL under /v1/exports/ that needs no credential: send it to the"
+        " customer. 410 when the export has expired.",
+        operation_id="createDownloadLink",
         status_code=201,
     )
     async def download_link(
@@ -211,6 +234,9 @@ class RequestController(Controller):
     @get(
         "/{request_id:uuid}/export",
         summary="Download the export bundle (ZIP), audited",
+        description="The access or portability export of a fulfilled request; the Digest header"
+        " has its SHA-256. 410 when it has expired.",
+        operation_id="downloadRequestExport",
         media_type=ZIP,
         response_description="a ZIP: JSON files, manifest.json with SHA-256 checksums,"
         " summary.html",
@@ -221,7 +247,14 @@ class RequestController(Controller):
         require(principal, Scope.COMPLIANCE_WRITE)
         return zip_response(await dsr_export.download(core, request_id, principal.actor))
 
-    @get("/{request_id:uuid}/certificate", summary="The signed deletion certificate")
+    @get(
+        "/{request_id:uuid}/certificate",
+        summary="The signed deletion certificate",
+        description="For a completed erasure: a compact JWS (EdDSA) of what was erased and when;"
+        " verify"
+        " with /.well-known/jwks.json.",
+        operation_id="getDeletionCertificate",
+    )
     async def certificate(
         self, core: CoreDep, principal: PrincipalDep, request_id: UUID
     ) -> s.CertificateOut:
@@ -249,6 +282,7 @@ class ExportDownloadController(Controller):
         summary="Download an export with its link",
         description="The link is the only credential: it expires (72 h by default) and each"
         " download is audited.",
+        operation_id="downloadExport",
         security=[],
         media_type=ZIP,
     )
@@ -268,6 +302,7 @@ class BulkErasureController(Controller):
         " erased. One failing does not stop the rest: the answer says, per customer, erased,"
         " already_erased, not_found or failed (with why). Sending the same list again finishes"
         " the failed ones and redoes nothing.",
+        operation_id="eraseCustomers",
         status_code=200,
     )
     async def erase(
@@ -289,6 +324,7 @@ class MyRequestController(Controller):
         summary="Ask for my data, or to be erased",
         description="Filed verified: the customer token is the proof of identity. The company"
         " fulfils it within the regulation's deadline.",
+        operation_id="fileMyRequest",
         status_code=201,
     )
     async def file(
@@ -304,7 +340,13 @@ class MyRequestController(Controller):
             channel=Channel.CUSTOMER, note=data.note, verified_by="customer token",
         )  # fmt: skip
 
-    @get("/", summary="My requests")
+    @get(
+        "/",
+        summary="My requests",
+        description="With a customer token: the requests filed for me, with their state and"
+        " clocks.",
+        operation_id="listMyRequests",
+    )
     async def mine(
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
     ) -> s.RequestPage:
@@ -314,12 +356,24 @@ class MyRequestController(Controller):
         page = await list_requests(core, flt, cursor=cursor, limit=limit)
         return s.RequestPage([out(core, r) for r in page.items], page.next_cursor)
 
-    @get("/{request_id:uuid}", summary="One of my requests")
+    @get(
+        "/{request_id:uuid}",
+        summary="One of my requests",
+        description="Its state, clocks and history; 404 when it is not mine.",
+        operation_id="getMyRequest",
+    )
     async def read(self, core: CoreDep, principal: PrincipalDep, request_id: UUID) -> s.RequestOut:
         require_customer(principal)
         return out(core, await get_request(core, request_id, principal))
 
-    @get("/{request_id:uuid}/export", summary="Download my export (ZIP)", media_type=ZIP)
+    @get(
+        "/{request_id:uuid}/export",
+        summary="Download my export (ZIP)",
+        description="The bundle of my fulfilled access or portability request; the download is"
+        " audited.",
+        operation_id="downloadMyExport",
+        media_type=ZIP,
+    )
     async def export(
         self, core: CoreDep, principal: PrincipalDep, request_id: UUID
     ) -> Response[bytes]:
@@ -338,6 +392,7 @@ class VerificationController(Controller):
         description="For a customer without a customer token: a six-digit code goes to the"
         " address if it is a customer's (the answer is the same either way). It works once,"
         " for 15 minutes.",
+        operation_id="sendVerificationCode",
         security=[],
         status_code=202,
     )
@@ -353,6 +408,7 @@ class VerificationController(Controller):
         summary="Exchange the code for a customer token",
         description="The token (15 minutes) files and follows my requests under /v1/me/requests."
         " Five wrong codes use the code up.",
+        operation_id="confirmVerificationCode",
         security=[],
         status_code=201,
     )
