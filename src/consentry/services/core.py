@@ -16,6 +16,7 @@ from consentry.policy.loader import load_policy
 from consentry.services.audit_tree import Checkpointer
 from consentry.settings import Settings
 from consentry.storage.database import Database
+from consentry.storage.files import private_dir
 from consentry.storage.keystore import KeyStore, open_keystore
 from consentry.storage.schema import migrate
 from consentry.storage.writer import Writer
@@ -55,7 +56,7 @@ async def open_core(
 ) -> Core:
     """Load and check the policy first: a broken policy stops the start with its message."""
     policy = load_policy(settings.policy_path)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     secrets = load_or_create_secrets(settings)
     db = Database(database_url(settings))
     await db.start()

@@ -23,6 +23,8 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, dict_factory
 from piccolo.table import Table
 
+from consentry.storage.files import private_sqlite
+
 Row = dict[str, Any]
 
 _SQLITE_PRAGMAS = (
@@ -127,7 +129,7 @@ class Database:
             server_settings.setdefault("application_name", "consentry")
             return PostgresEngine(config={"dsn": dsn, "server_settings": server_settings})
         path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)  # before SQLite creates it 0644; its WAL and SHM follow its mode
         return _SQLiteEngine(path=str(path), timeout=10)
 
     @property
