@@ -33,6 +33,9 @@ class Settings:
     plugins_disabled: str = ""  # names never to load
     plugin_timeout_seconds: float = 5.0  # a plugin hook that takes longer is cut off
     export_link_ttl_seconds: int = 259_200  # a DSR export download link works this long (72 h)
+    # an answer stored for an Idempotency-Key replays this long; then the key is new again and
+    # the answer is purged
+    idempotency_retention_hours: int = 24
 
     def plugin_names(self) -> tuple[list[str], list[str]]:
         """(enabled, disabled) plugin names from the comma-separated settings."""
@@ -107,4 +110,5 @@ _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "plugins": str,
     "plugins_disabled": str,
     "plugin_timeout_seconds": float,
+    "idempotency_retention_hours": int,
 }

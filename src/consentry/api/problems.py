@@ -47,6 +47,13 @@ def problem(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
+    body = problem_body(request, status, detail, field=field)
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def problem_body(
+    request: Request[Any, Any, Any], status: int, detail: str, *, field: str | None = None
+) -> bytes:
     body = Problem(
         type=f"https://consentry.dev/problems/{status}",
         title=_TITLES.get(status, "Error"),
@@ -56,9 +63,7 @@ def problem(
         field=field,
         request_id=request.scope.get("state", {}).get("request_id"),
     )
-    return Response(
-        msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
-    )
+    return msgspec.json.encode(body)
 
 
 def on_service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[bytes]:

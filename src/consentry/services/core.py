@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -18,6 +19,7 @@ from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.files import private_dir
 from consentry.storage.keystore import KeyStore, open_keystore
+from consentry.storage.retention import IdempotencyPurger
 from consentry.storage.schema import migrate
 from consentry.storage.writer import Writer
 
@@ -35,6 +37,7 @@ class Core:
     clock: Clock
     checkpointer: Checkpointer
     plugins: Plugins
+    purger: IdempotencyPurger
     caches: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,6 +58,8 @@ async def open_core(
     settings: Settings, *, clock: Clock = system_clock, plugins: Plugins | None = None
 ) -> Core:
     """Load and check the policy first: a broken policy stops the start with its message."""
+    if settings.idempotency_retention_hours < 1:
+        raise ValueError("CONSENTRY_IDEMPOTENCY_RETENTION_HOURS must be at least 1 (hours)")
     policy = load_policy(settings.policy_path)
     private_dir(settings.data_dir)
     secrets = load_or_create_secrets(settings)
@@ -64,16 +69,24 @@ async def open_core(
     await migrate(db, tuple(table for _, table in plugins.registry.tables))
     keys = open_keystore(settings.resolved_keystore_url, secrets.kek)
     await keys.open()
+    retention = timedelta(hours=settings.idempotency_retention_hours)
     writer = Writer(
-        db, clock=clock, policy_version=lambda: policy.version, max_batch=settings.group_commit_max
+        db,
+        clock=clock,
+        policy_version=lambda: policy.version,
+        max_batch=settings.group_commit_max,
+        idempotency_retention=retention,
     )
     await writer.start()
     checkpointer = Checkpointer(db, writer, SigningKey(secrets.signing_seed), clock)
     await checkpointer.start()
-    return Core(settings, policy, db, keys, secrets, writer, clock, checkpointer, plugins)
+    purger = IdempotencyPurger(writer, retention)
+    await purger.start()
+    return Core(settings, policy, db, keys, secrets, writer, clock, checkpointer, plugins, purger)
 
 
 async def close_core(core: Core) -> None:
+    await core.purger.stop()
     await core.checkpointer.stop()
     await core.writer.stop()
     await core.keys.close()
