@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from consentry import audit_cli, dsr_cli
+from consentry import audit_cli, dsr_cli, keys_cli
 from consentry.plugins.manager import Plugins
 from consentry.plugins.types import Command
 from consentry.settings import Settings
@@ -21,7 +21,8 @@ HELP = """Consentry: consent ledger, preferences and audit.
   migrate          create or update the schema     audit export   export entries to a file
   policy check     validate the policy             receipt verify check a consent receipt
   policy test      run the policy's test cases     openapi        write the OpenAPI document
-  plugins          list the installed plugins
+  plugins          list the installed plugins      keys           create, list, revoke API keys
+  requests         data-subject requests           erase          erase customers (bulk)
 
 Settings come from CONSENTRY_* environment variables (see README), e.g.
 CONSENTRY_DATABASE_URL=postgresql://user@host/db, CONSENTRY_DATA_DIR=data."""
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     audit_cli.add_commands(sub)
     dsr_cli.add_commands(sub)
+    keys_cli.add_commands(sub)
     sub.add_parser("plugins", help="list the installed plugins: version, hooks, capabilities")
     receipt = sub.add_parser("receipt", help="verify a signed consent receipt offline")
     rsub = receipt.add_subparsers(dest="receipt_command", required=True)
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return audit_cli.run(args, settings)
     if args.command in ("requests", "erase"):
         return dsr_cli.run(args, settings)
+    if args.command == "keys":
+        return keys_cli.run(args, settings)
     if args.command == "plugins":
         return _plugins(settings)
     if args.command == "receipt":
