@@ -20,6 +20,8 @@ from consentry.services.core import Core, close_core, open_core
 from consentry.settings import Settings
 from consentry.storage.keystore import split_search_path
 from consentry.storage.retention import IdempotencyPurger
+from consentry.storage.schema import migrate
+from consentry.storage.writer import WriteTx
 
 Client = httpx.AsyncClient
 NEW_KEY = ("/v1/api-keys", {"name": "ci", "scopes": ["backend:write"]})
@@ -208,3 +210,39 @@ async def test_a_started_purger_purges_on_its_own(
                     await asyncio.sleep(0.01)
     finally:
         await purger.stop()
+
+
+# -- upgrade -----------------------------------------------------------------------------------
+
+OLD_ANSWERS = {  # as an older version stored them: the secret in clear
+    "old-key": b'{"key":"ck_0123456789abcdef_OLDSECRETOLDSECRET","api_key":{"id":"0123"}}',
+    "old-token": b'{"token":"eyJzdWIiOiJ4In0.OLDTOKENSIGNATURE","expires_at":"2026-01-01"}',
+    "old-consent": b'{"records":[]}',
+}
+
+
+async def test_answers_an_older_version_stored_with_secrets_are_scrubbed(
+    core: Core, tmp_path: Path
+) -> None:
+    """Upgrading deletes stored answers that hold a key or token, and leaves their bytes nowhere."""
+
+    async def job(tx: WriteTx) -> None:
+        for key, body in OLD_ANSWERS.items():
+            await tx.execute(
+                "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at)"
+                " VALUES (?, ?, 201, ?, ?)",
+                key,
+                "f" * 64,
+                body,
+                tx.now,
+            )
+        await tx.execute("DELETE FROM consentry_meta WHERE name = 'idempotency_scrubbed'")
+
+    await core.writer.submit(job)
+    await migrate(core.db)
+    rows = await core.db.fetch("SELECT key FROM idempotency_keys")
+    assert sorted(r["key"] for r in rows) == ["old-consent"]
+    if not core.db.is_postgres:
+        files = [p for p in tmp_path.rglob("*") if p.is_file()]
+        secrets = (b"OLDSECRETOLDSECRET", b"OLDTOKENSIGNATURE")
+        assert [(p.name, s) for p in files for s in secrets if s in p.read_bytes()] == []

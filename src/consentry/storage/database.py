@@ -169,6 +169,16 @@ class Database:
                 self._plain.close()
                 self._plain = None
 
+    async def truncate_wal(self) -> None:
+        """SQLite: copy the write-ahead log into the database and empty it, so pages as they
+        were before a secure delete are gone from disk too. PostgreSQL: nothing to do here."""
+        if isinstance(self.engine, PostgresEngine):
+            return
+        async with self._writer_lock:
+            if self._writer is None:
+                self._writer = await asyncio.to_thread(_sqlite_connect, self._sqlite().path)
+            await asyncio.to_thread(self._writer.execute, "PRAGMA wal_checkpoint(TRUNCATE)")
+
     def bind(self, tables: Sequence[type[Table]]) -> None:
         for table in tables:
             table._meta.db = self.engine
