@@ -26,6 +26,10 @@ from consentry.storage.writer import WriteTx
 Client = httpx.AsyncClient
 NEW_KEY = ("/v1/api-keys", {"name": "ci", "scopes": ["backend:write"]})
 NEW_TOKEN = ("/v1/customers/c-1/token", {"ttl_seconds": 600})
+DOUBLE_OPT_IN = (  # the answer holds a confirmation token
+    "/v1/customers/c-1/consents",
+    {"decisions": [{"purpose": "marketing_email", "decision": "granted", "channel": "email"}]},
+)
 
 
 @pytest.fixture
@@ -36,9 +40,13 @@ async def customer(client: Client) -> str:
 
 
 def secrets_of(answer: dict[str, Any]) -> list[str]:
-    """The secret parts of a first answer: a key's secret, or a token and its signature."""
+    """The secret parts of a first answer: a key's secret, a token and its signature, or the
+    confirmation tokens of a double opt-in."""
     if "key" in answer:
         return [answer["key"], answer["key"].split("_", 2)[2]]
+    if "confirmations" in answer:
+        assert answer["confirmations"]
+        return [c["token"] for c in answer["confirmations"]]
     return [answer["token"], answer["token"].rsplit(".", 1)[1]]
 
 
@@ -70,7 +78,9 @@ def holds(value: Any, secret: str) -> bool:
     return secret in str(value)
 
 
-@pytest.mark.parametrize(("url", "body"), [NEW_KEY, NEW_TOKEN], ids=["api-key", "token"])
+@pytest.mark.parametrize(
+    ("url", "body"), [NEW_KEY, NEW_TOKEN, DOUBLE_OPT_IN], ids=["api-key", "token", "opt-in"]
+)
 async def test_no_secret_is_stored_anywhere(
     client: Client, core: Core, customer: str, tmp_path: Path, url: str, body: dict[str, Any]
 ) -> None:
@@ -118,6 +128,18 @@ async def test_replay_of_a_secret_is_a_409_and_records_nothing(
     assert again.headers["idempotent-replayed"] == "true"
     assert "shown once" in again.json()["detail"]
     assert await core.db.fetchrow(count) == before
+
+
+async def test_a_double_opt_in_replays_its_confirmation_token(
+    client: Client, customer: str
+) -> None:
+    """A retried consent write that started a double opt-in replays the same answer, token too."""
+    headers = {"Idempotency-Key": "opt-in-1"}
+    first = await client.post(DOUBLE_OPT_IN[0], json=DOUBLE_OPT_IN[1], headers=headers)
+    assert first.status_code == 201, first.text
+    again = await client.post(DOUBLE_OPT_IN[0], json=DOUBLE_OPT_IN[1], headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert (again.status_code, again.content) == (201, first.content)
 
 
 async def test_replay_of_a_key_names_the_key_to_revoke(client: Client) -> None:
