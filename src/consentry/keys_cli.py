@@ -107,12 +107,19 @@ def _table(keys: list[ApiKeyInfo]) -> str:
     rows = [("ID", "NAME", "SCOPES", "CREATED", "BY", "STATE")]
     for k in keys:
         state = "active" if k.revoked_at is None else f"revoked {_minute(k.revoked_at)}"
-        rows.append((k.id, k.name, ",".join(k.scopes), _minute(k.created_at), k.created_by, state))
+        rows.append(
+            (k.id, _cell(k.name), ",".join(k.scopes), _minute(k.created_at), k.created_by, state)
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def _cell(text: str) -> str:
+    """A name as one table cell: one that holds line breaks or other controls is quoted."""
+    return text if text.isprintable() else repr(text)
 
 
 def _minute(at: datetime) -> str:

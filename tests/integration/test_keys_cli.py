@@ -75,6 +75,16 @@ async def test_list_shows_every_key_without_secrets(
         assert full.split("_", 2)[2] not in out
 
 
+async def test_a_name_with_a_line_break_stays_on_its_row(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A key name holding a line break is listed quoted, one row per key."""
+    await create(settings, "--scope", "backend:read", "--name", "two\nlines")
+    code, out, err = await consentry(settings, "keys", "list")
+    assert code == 0, err
+    assert len(out.splitlines()) == 3 and "'two\\nlines'" in out
+
+
 async def test_list_on_an_empty_store_says_so(settings: Settings) -> None:
     """With no key at all, `keys list` prints nothing on standard output and says so on stderr."""
     code, out, err = await consentry(settings, "keys", "list")  # no service ran: no bootstrap key

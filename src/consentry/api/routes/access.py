@@ -23,7 +23,8 @@ class ApiKeyController(Controller):
     @post(
         "/",
         summary="Create an API key",
-        description="The key is shown once; only its hash is stored.",
+        description="The key is shown once; only its hash is stored. A retry with the same"
+        " Idempotency-Key answers 409 naming the key: its secret is not shown again.",
     )
     async def create(
         self,
@@ -48,7 +49,12 @@ class ApiKeyController(Controller):
         page = await access.list_keys(core, cursor=cursor, limit=limit)
         return s.ApiKeyPage([convert.api_key(k) for k in page.items], page.next_cursor)
 
-    @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
+    @delete(
+        "/{key_id:str}",
+        summary="Revoke an API key",
+        description="The last active admin key cannot be revoked (409): create another first.",
+        status_code=200,
+    )
     async def revoke(
         self,
         request: Request[Any, Any, Any],
