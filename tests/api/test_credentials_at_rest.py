@@ -268,3 +268,18 @@ async def test_answers_an_older_version_stored_with_secrets_are_scrubbed(
         files = [p for p in tmp_path.rglob("*") if p.is_file()]
         secrets = (b"OLDSECRETOLDSECRET", b"OLDTOKENSIGNATURE")
         assert [(p.name, s) for p in files for s in secrets if s in p.read_bytes()] == []
+
+
+@pytest.mark.parametrize("hours", [0, -1])
+async def test_a_retention_under_an_hour_is_refused_at_start(
+    settings: Settings, hours: int
+) -> None:
+    """The service does not start with a retention under one hour, and names the variable."""
+    with pytest.raises(ValueError, match="CONSENTRY_IDEMPOTENCY_RETENTION_HOURS"):
+        await open_core(replace(settings, idempotency_retention_hours=hours))
+
+
+def test_the_retention_is_read_from_the_environment() -> None:
+    """CONSENTRY_IDEMPOTENCY_RETENTION_HOURS sets the retention."""
+    env = {"CONSENTRY_IDEMPOTENCY_RETENTION_HOURS": "48"}
+    assert Settings.from_env(env).idempotency_retention_hours == 48
