@@ -15,6 +15,7 @@ from consentry.audit.checkpoints import Checkpoint
 from consentry.audit.verify import Report, verify_export
 from consentry.crypto.signing import KeyRing, SignatureError
 from consentry.settings import NoData, Settings
+from consentry.storage.files import open_private
 
 VERIFY_HELP = """Verify the audit log.
 
@@ -256,7 +257,7 @@ async def _with_core(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _write(path: Path, lines: Any) -> int:
     written = 0
-    with path.open("wb") as handle:
+    with open_private(path) as handle:
         async for chunk in lines:
             handle.write(chunk)
             written += len(chunk)

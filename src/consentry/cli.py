@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from consentry import audit_cli, dsr_cli
+from consentry import audit_cli, dsr_cli, keys_cli
 from consentry.plugins.manager import ENTRY_POINT_GROUP, Plugins
 from consentry.plugins.types import Command
 from consentry.settings import NoData, Settings, SettingsError, settings_table, unknown_names
@@ -23,7 +23,9 @@ HELP = """Consentry: consent ledger, preferences and audit.
   migrate          create or update the schema     audit export   export entries to a file
   policy check     validate the policy             receipt verify check a consent receipt
   policy test      run the policy's test cases     openapi        write the OpenAPI document
-  plugins          list the installed plugins       settings       list every setting
+  plugins          list the installed plugins      keys           create, list, revoke API keys
+  requests         data-subject requests           erase          erase customers (bulk)
+  settings         list every setting
 
 Settings come from CONSENTRY_* environment variables (`consentry settings` lists them), a TOML
 file (--config FILE or CONSENTRY_CONFIG) and --data-dir DIR, which go before or after the command.
@@ -106,6 +108,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Any]:
     )
     audit_cli.add_commands(sub)
     dsr_cli.add_commands(sub)
+    keys_cli.add_commands(sub)
     sub.add_parser("plugins", help="list the installed plugins: version, hooks, capabilities")
     sub.add_parser("settings", help="list every setting: variable, default, meaning (Markdown)")
     receipt = sub.add_parser("receipt", help="verify a signed consent receipt offline")
@@ -137,6 +140,8 @@ def _run(
         return audit_cli.run(args, settings)
     if args.command in ("requests", "erase"):
         return dsr_cli.run(args, settings)
+    if args.command == "keys":
+        return keys_cli.run(args, settings)
     if args.command == "plugins":
         return _plugins(settings)
     if args.command == "settings":

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from consentry.settings import Settings
+from consentry.storage.files import write_private
 
 ERASE_HELP = """\
 Erase customers: each gets an erasure request (verified by this command) that is fulfilled at
@@ -153,7 +154,7 @@ async def _erase(settings: Settings, ids: list[str], args: argparse.Namespace) -
     for o in bad:
         print(f"{o.status}: {o.external_id}: {o.detail}", file=sys.stderr)
     if args.failed_out is not None and bad:
-        args.failed_out.write_text("".join(f"{o.external_id}\n" for o in bad))
+        write_private(args.failed_out, "".join(f"{o.external_id}\n" for o in bad).encode())
         print(f"wrote {len(bad):,} ids to {args.failed_out}: retry with --file", file=sys.stderr)
     return 1 if bad else 0
 
@@ -225,7 +226,7 @@ async def _requests(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{done.id}: {done.state.value}", file=sys.stderr)
         else:
             download = await dsr_export.download(core, request_id, SYSTEM.actor)
-            args.output.write_bytes(download.content)
+            write_private(args.output, download.content)  # personal data: owner-only
             print(
                 f"wrote {args.output} ({len(download.content):,} bytes, sha256 {download.sha256})",
                 file=sys.stderr,

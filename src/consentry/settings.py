@@ -137,6 +137,13 @@ class Settings:
     export_link_ttl_seconds: int = field(
         default=259_200, metadata=about("a DSR export and its download link last this long (72 h)")
     )
+    idempotency_retention_hours: int = field(
+        default=24,
+        metadata=about(
+            "an answer stored for an Idempotency-Key replays this long; then it is purged and the"
+            " key is new again"
+        ),
+    )
 
     def plugin_names(self) -> tuple[list[str], list[str]]:
         """(enabled, disabled) plugin names from the comma-separated settings."""

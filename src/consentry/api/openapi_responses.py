@@ -38,6 +38,10 @@ _DESCRIPTIONS = {
 # Answers specific to one operation, beyond what its shape implies.
 _EXTRA: dict[tuple[str, str], set[int]] = {
     ("PUT", "/v1/customers/{external_id}"): {409},
+    # an answer holding a secret is shown once: its idempotent replay is a 409 that says so
+    ("POST", "/v1/api-keys"): {409},
+    ("POST", "/v1/customers/{external_id}/token"): {409},
+    ("DELETE", "/v1/api-keys/{key_id}"): {409},  # the last active admin key stays
     ("POST", "/v1/customers/search"): {404},
     ("POST", "/v1/events"): {404},  # an event names a customer that does not exist
     ("POST", "/v1/confirmations"): {404, 410},

@@ -50,6 +50,18 @@ def problem(
     headers: dict[str, str] | None = None,
     errors: list[FieldError] | None = None,
 ) -> Response[bytes]:
+    body = problem_body(request, status, detail, field=field, errors=errors)
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def problem_body(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    field: str | None = None,
+    errors: list[FieldError] | None = None,
+) -> bytes:
     body = Problem(
         type=f"https://consentry.dev/problems/{status}",
         title=_TITLES.get(status, "Error"),
@@ -60,9 +72,7 @@ def problem(
         request_id=request.scope.get("state", {}).get("request_id"),
         errors=errors,
     )
-    return Response(
-        msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
-    )
+    return msgspec.json.encode(body)
 
 
 def on_service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[bytes]:

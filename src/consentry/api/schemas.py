@@ -285,9 +285,25 @@ class ApiKeyOut(Struct):
     revoked_at: datetime | None
 
 
-class NewApiKeyOut(Struct):
+class ShownOnce(Struct):
+    """An answer holding a secret shown once: its idempotent replay is a 409 with this detail,
+    so the secret is never stored (see `api.writes.respond`)."""
+
+    def replay_detail(self) -> str:
+        raise NotImplementedError
+
+
+class NewApiKeyOut(ShownOnce):
     key: str
     api_key: ApiKeyOut
+
+    def replay_detail(self) -> str:
+        key_id = self.api_key.id
+        return (
+            f"this request already created API key {key_id}; its secret was shown once, in"
+            " that first answer, and is not kept. If the answer was lost, revoke the key"
+            f" (DELETE /v1/api-keys/{key_id}) and create another with a new Idempotency-Key"
+        )
 
 
 class ApiKeyPage(Struct):
@@ -299,9 +315,16 @@ class TokenIn(Struct, forbid_unknown_fields=True):
     ttl_seconds: Annotated[int, Meta(ge=60, le=86_400)] | None = None
 
 
-class TokenOut(Struct):
+class TokenOut(ShownOnce):
     token: str
     expires_at: datetime
+
+    def replay_detail(self) -> str:
+        return (
+            "this request already issued a customer token; a token is shown once, in that first"
+            " answer, and is not kept. If the answer was lost, ask for another with a new"
+            " Idempotency-Key"
+        )
 
 
 # -- audit -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
+_ABSENT = (type(None), msgspec.UnsetType)  # union arms that stand for "no value"
 MAX_ERRORS = 50  # a body of ten thousand bad items does not answer with ten thousand errors
 
 
@@ -33,7 +34,7 @@ def allowed_values(tp: Any) -> list[str] | None:
     if isinstance(base, type) and issubclass(base, enum.Enum):
         return [str(m.value) for m in base]
     if _is_union(base):
-        arms = [allowed_values(a) for a in get_args(base) if a is not type(None)]
+        arms = [allowed_values(a) for a in get_args(base) if a not in _ABSENT]
         return arms[0] if len(arms) == 1 else None
     return None
 
@@ -54,7 +55,7 @@ def _collect(value: Any, tp: Any, path: str, out: list[tuple[str, str]]) -> None
     base = _strip(tp)
     found = len(out)
     if _is_union(base) and value is not None:
-        arms = [a for a in get_args(base) if a is not type(None)]
+        arms = [a for a in get_args(base) if a not in _ABSENT]
         if len(arms) == 1:
             _collect(value, arms[0], path, out)
             return

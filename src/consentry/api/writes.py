@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request, Response
 
+from consentry.api.problems import problem_body
+from consentry.api.schemas import ShownOnce
 from consentry.crypto.envelope import decrypt
 from consentry.services.core import Core
 from consentry.services.errors import Gone, Invalid
@@ -44,15 +46,25 @@ async def respond(
     call: Callable[[], Awaitable[T]],
     render: Callable[[T], tuple[int, msgspec.Struct]],
 ) -> Response[Any]:
-    """Run a write with the request's Idempotency-Key (if any) and answer it as JSON."""
+    """Run a write with the request's Idempotency-Key (if any) and answer it as JSON.
+
+    An answer that holds a secret (`ShownOnce`: a new API key, a customer token) is stored as a
+    409 saying it was shown once: a replay never needs, and the store never holds, the secret.
+    """
 
     def encoded(result: T) -> tuple[int, bytes]:
         status, body = render(result)
         return status, msgspec.json.encode(body)
 
+    def stored(result: T) -> tuple[int, bytes]:
+        status, body = render(result)
+        if isinstance(body, ShownOnce):
+            return 409, problem_body(request, 409, body.replay_detail())
+        return status, msgspec.json.encode(body)
+
     raw = await request.body()
     try:
-        with idempotency_scope(_scope(request, principal, raw, encoded)):
+        with idempotency_scope(_scope(request, principal, raw, stored)):
             result = await call()
     except Replayed as replay:
         if replay.sealed_for is not None:

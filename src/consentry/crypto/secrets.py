@@ -82,6 +82,7 @@ def _decode(value: str, env_var: str) -> bytes:
 def _load_or_create_file(path: Path) -> bytes:
     if not path.exists():
         _create_file(path)
+    os.chmod(path, 0o600)  # one an older version left readable is tightened
     return _decode(path.read_text(encoding="ascii"), f"key file {path}")
 
 

@@ -18,7 +18,7 @@ from consentry.crypto.tokens import (
     verify_token,
 )
 from consentry.services.core import Core
-from consentry.services.errors import Invalid, NotFound, Unauthorized
+from consentry.services.errors import Conflict, Invalid, NotFound, Unauthorized
 from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.services.principals import Principal, Scope
 from consentry.storage.writer import WriteTx
@@ -100,20 +100,46 @@ async def list_keys(core: Core, *, cursor: str | None, limit: int) -> Page[ApiKe
     return page_of([_info(r) for r in rows], limit, lambda k: (k.id,))
 
 
-async def revoke_key(core: Core, key_id: str, actor: Principal) -> ApiKeyInfo:
+def _is_admin(row: dict[str, Any]) -> bool:
+    return Scope.ADMIN.value in row["scopes"].split(",")
+
+
+async def revoke_key(
+    core: Core, key_id: str, actor: Principal, *, force: bool = False
+) -> ApiKeyInfo:
+    """Revoke a key. The last active admin key stays (nothing could mint another) unless
+    `force` (the CLI's, which can always create one again)."""
+
     async def job(tx: WriteTx) -> ApiKeyInfo:
         row = await tx.fetchrow("SELECT * FROM api_keys WHERE id = ?", key_id)
         if row is None:
             raise NotFound(f"no API key '{key_id}'")
         if row["revoked_at"] is None:
+            last = _is_admin(row) and not await _other_admin(tx, key_id)
+            if last and not force:
+                raise Conflict(
+                    f"API key {key_id} is the last active admin key: revoking it would leave"
+                    " no key able to manage keys. Create another admin key first (POST"
+                    ' /v1/api-keys with scopes ["admin"], or `consentry keys create --scope'
+                    " admin --name NAME`), then revoke this one"
+                )
             await tx.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", tx.now, key_id)
-            tx.audit(actor.actor, "api_key.revoked", f"api_key:{key_id}")
+            details = {"last_admin": True} if last else {}
+            tx.audit(actor.actor, "api_key.revoked", f"api_key:{key_id}", **details)
             row = {**row, "revoked_at": tx.now}
         return _info(row)
 
     info = await core.writer.submit(job)
     _cache(core).pop(key_id, None)
     return info
+
+
+async def _other_admin(tx: WriteTx, key_id: str) -> bool:
+    """Another active admin key exists (read in the writer's transaction: no race)."""
+    rows = await tx.fetch(
+        "SELECT scopes FROM api_keys WHERE revoked_at IS NULL AND id <> ?", key_id
+    )
+    return any(_is_admin(r) for r in rows)
 
 
 def _cache(core: Core) -> dict[str, tuple[float, str, frozenset[Scope], bool]]:

@@ -23,7 +23,7 @@ from consentry.domain.policy import Policy, Purpose
 from consentry.plugins.types import ConsentChange
 from consentry.services import reactions, reads, tombstones
 from consentry.services.core import Core
-from consentry.services.customers import resolve
+from consentry.services.customers import data_key, resolve
 from consentry.services.errors import Gone, Invalid, NotFound
 from consentry.services.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.services.preferences import document_to_preferences
@@ -181,6 +181,8 @@ async def record_for(
             records.append(rec)
             if confirmation:
                 confirmations.append(confirmation)
+        if confirmations:  # the answer holds confirmation tokens: a stored replay is sealed
+            tx.concerns(subject_id, await data_key(core, subject_id))
         gpc = await _apply_gpc(core, tx, subject_id, region, request, evidence, actor, records)
         if not records:  # a GPC signal with nothing to apply: no change, no entry
             return Recorded(records, confirmations, gpc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from consentry.policy.loader import load_policy
 from consentry.services.audit_tree import Checkpointer
 from consentry.settings import NoData, Settings
 from consentry.storage.database import Database
+from consentry.storage.files import private_dir
 from consentry.storage.keystore import KeyStore, open_keystore
+from consentry.storage.retention import IdempotencyPurger
 from consentry.storage.schema import migrate
 from consentry.storage.writer import Writer
 
@@ -41,6 +44,7 @@ class Core:
     clock: Clock
     checkpointer: Checkpointer
     plugins: Plugins
+    purger: IdempotencyPurger
     caches: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -104,11 +108,13 @@ async def open_core(
 ) -> Core:
     """Load and check the policy first: a broken policy stops the start with its message.
     `create=False`: raise `NoData` rather than create a data folder, secrets or tables."""
+    if settings.idempotency_retention_hours < 1:
+        raise ValueError("CONSENTRY_IDEMPOTENCY_RETENTION_HOURS must be at least 1 (hours)")
     policy = load_policy(settings.policy_path)
     if not create and (problem := missing_data(settings)):
         raise NoData(problem)
     if create and (not settings.is_postgres or missing_secret_files(settings)):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)  # owner-only (0700)
     secrets = load_or_create_secrets(settings)
     db = Database(database_url(settings))
     await db.start()
@@ -119,16 +125,24 @@ async def open_core(
     await migrate(db, tuple(table for _, table in plugins.registry.tables))
     keys = open_keystore(settings.resolved_keystore_url, secrets.kek)
     await keys.open()
+    retention = timedelta(hours=settings.idempotency_retention_hours)
     writer = Writer(
-        db, clock=clock, policy_version=lambda: policy.version, max_batch=settings.group_commit_max
+        db,
+        clock=clock,
+        policy_version=lambda: policy.version,
+        max_batch=settings.group_commit_max,
+        idempotency_retention=retention,
     )
     await writer.start()
     checkpointer = Checkpointer(db, writer, SigningKey(secrets.signing_seed), clock)
     await checkpointer.start()
-    return Core(settings, policy, db, keys, secrets, writer, clock, checkpointer, plugins)
+    purger = IdempotencyPurger(writer, retention)
+    await purger.start()
+    return Core(settings, policy, db, keys, secrets, writer, clock, checkpointer, plugins, purger)
 
 
 async def close_core(core: Core) -> None:
+    await core.purger.stop()
     await core.checkpointer.stop()
     await core.writer.stop()
     await core.keys.close()

@@ -95,7 +95,8 @@ def _validate(core: Core, cmd: CustomerUpsert) -> dict[str, str | None]:
     return identities
 
 
-async def _data_key(core: Core, subject_id: UUID) -> bytes:
+async def data_key(core: Core, subject_id: UUID) -> bytes:
+    """The customer's data key, created on first use."""
     key = await core.keys.get(str(subject_id))
     return key if key is not None else await core.keys.create(str(subject_id))
 
@@ -110,14 +111,14 @@ async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Cus
     found = await core.db.fetchrow("SELECT id FROM subjects WHERE external_id = ?", cmd.external_id)
     subject_id = UUID(str(found["id"])) if found else uuid.uuid4()
     stone = await tombstones.tombstone(core, cmd.external_id) if found is None else None
-    dek = await _data_key(core, subject_id)
+    dek = await data_key(core, subject_id)
 
     async def job(tx: WriteTx) -> tuple[Customer, bool]:
         row = await tx.fetchrow("SELECT * FROM subjects WHERE external_id = ?", cmd.external_id)
         sid, key = subject_id, dek
         if row is not None and UUID(str(row["id"])) != subject_id:  # created meanwhile
             sid = UUID(str(row["id"]))
-            key = await _data_key(core, sid)
+            key = await data_key(core, sid)
         tx.concerns(sid, key)  # the answer holds identities: a stored replay is sealed
         current = decode_subject(row, key) if row else None
         merged = _merge(core, current, sid, cmd, identities, tx.now)

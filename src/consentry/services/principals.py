@@ -49,4 +49,5 @@ class Principal:
 
 
 SYSTEM = Principal("system", "consentry")
+CLI = Principal("system", "cli")  # `consentry keys`: whoever runs it on the data store
 READ_SCOPES = (Scope.BACKEND_READ, Scope.COMPLIANCE_READ)

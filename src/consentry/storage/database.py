@@ -23,6 +23,8 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, dict_factory
 from piccolo.table import Table
 
+from consentry.storage.files import private_sqlite
+
 Row = dict[str, Any]
 
 _SQLITE_PRAGMAS = (
@@ -127,7 +129,7 @@ class Database:
             server_settings.setdefault("application_name", "consentry")
             return PostgresEngine(config={"dsn": dsn, "server_settings": server_settings})
         path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)  # before SQLite creates it 0644; its WAL and SHM follow its mode
         return _SQLiteEngine(path=str(path), timeout=10)
 
     @property
@@ -166,6 +168,16 @@ class Database:
             if self._plain is not None:
                 self._plain.close()
                 self._plain = None
+
+    async def truncate_wal(self) -> None:
+        """SQLite: copy the write-ahead log into the database and empty it, so pages as they
+        were before a secure delete are gone from disk too. PostgreSQL: nothing to do here."""
+        if isinstance(self.engine, PostgresEngine):
+            return
+        async with self._writer_lock:
+            if self._writer is None:
+                self._writer = await asyncio.to_thread(_sqlite_connect, self._sqlite().path)
+            await asyncio.to_thread(self._writer.execute, "PRAGMA wal_checkpoint(TRUNCATE)")
 
     def bind(self, tables: Sequence[type[Table]]) -> None:
         for table in tables:

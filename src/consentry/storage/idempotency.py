@@ -3,6 +3,11 @@
 The caller sets a scope around its call (`with idempotency_scope(...)`); the writer picks it up at
 submit, looks for a stored answer in the batch transaction, and stores the new answer in the same
 savepoint as the change itself, so a change and its stored answer commit together or not at all.
+
+A stored answer holds no secret in clear: one that would (a new API key, a customer token) is
+stored as a 409 that says it was shown once (`api.writes`), one about a customer may be sealed
+with their data key. Answers replay for the writer's retention (24 h by default); an older one
+is ignored, and `storage.retention` purges it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ bounded LRU; `destroy` evicts. Another process's cache is not reached: see `cach
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -26,6 +25,7 @@ import asyncpg
 from consentry.clock import Clock, system_clock
 from consentry.crypto.envelope import KEY_BYTES, new_data_key, unwrap_key, wrap_key
 from consentry.crypto.secrets import kek_id
+from consentry.storage.files import private_sqlite
 
 DEFAULT_CACHE_SIZE = 50_000
 DEFAULT_PG_SCHEMA = "consentry_keys"
@@ -214,7 +214,7 @@ class SQLiteKeyStore(KeyStore):
     async def _open(self) -> None:
         if self._db is not None:
             return
-        _create_private_file(self.path)
+        private_sqlite(self.path)  # owner-only (0600, folder 0700) before SQLite opens it
         db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             # secure_delete: a destroyed key's bytes are overwritten, not left in a free page
@@ -282,13 +282,6 @@ class SQLiteKeyStore(KeyStore):
         async with self._lock, self._conn.execute("SELECT count(*) FROM subject_keys") as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row is not None else 0
-
-
-def _create_private_file(path: Path) -> None:
-    """Create the key database owner-only (0600, directory 0700) before SQLite opens it."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 class PostgresKeyStore(KeyStore):

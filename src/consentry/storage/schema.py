@@ -32,6 +32,32 @@ async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> N
             " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             SCHEMA_VERSION,
         )
+        scrubbed = await _scrub_secret_answers(tx)
+    if scrubbed and not db.is_postgres:
+        await db.truncate_wal()  # the log still holds the pages as they were: empty it
+
+
+# How an older version stored an answer that held a secret (a new API key, a customer token).
+_SECRET_ANSWERS = (b'{"key":"ck_', b'{"token":"')
+
+
+async def _scrub_secret_answers(tx: Transaction) -> bool:
+    """Once: delete stored answers an older version kept with a secret in clear (SQLite
+    overwrites their bytes). True if this run did it."""
+    done = await tx.fetchrow("SELECT value FROM consentry_meta WHERE name = 'idempotency_scrubbed'")
+    if done is not None:
+        return False
+    if not tx.postgres:
+        await tx.execute("PRAGMA secure_delete = ON")
+    starts = "substring(body from 1 for ?) = ?" if tx.postgres else "substr(body, 1, ?) = ?"
+    for prefix in _SECRET_ANSWERS:
+        await tx.execute(f"DELETE FROM idempotency_keys WHERE {starts}", len(prefix), prefix)
+    if not tx.postgres:
+        await tx.execute("PRAGMA secure_delete = OFF")
+    await tx.execute(
+        "INSERT INTO consentry_meta (name, value) VALUES ('idempotency_scrubbed', 'yes')"
+    )
+    return True
 
 
 async def _columns(tx: Transaction, table: str) -> set[str]:

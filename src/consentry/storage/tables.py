@@ -274,6 +274,7 @@ EXTRA_INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log (actor, seq)",
     "CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at)",
     "CREATE INDEX IF NOT EXISTS idempotency_keys_subject ON idempotency_keys (subject_id)",
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at)",
     "CREATE INDEX IF NOT EXISTS dsr_requests_state_due ON dsr_requests (state, due_on)",
 )
 

@@ -127,8 +127,10 @@ class Writer:
         clock: Clock,
         policy_version: Callable[[], str],
         max_batch: int = 100,
+        idempotency_retention: timedelta = timedelta(hours=24),
     ) -> None:
         self._db = db
+        self.idempotency_retention = idempotency_retention
         self._clock = clock
         self._policy_version = policy_version
         self._max_batch = max_batch
@@ -205,7 +207,7 @@ class Writer:
         for item in batch:
             await wtx._begin_job()
             try:
-                item.result = await _run_job(wtx, item)
+                item.result = await _run_job(wtx, item, self.idempotency_retention)
                 for draft in wtx.drafts:  # a draft that cannot be hashed fails its own job only
                     canonical_json([draft.actor, draft.action, draft.target, draft.details])
             except Exception as exc:
@@ -229,14 +231,19 @@ class Writer:
             self.head_seq = int(head["seq"])
 
 
-async def _run_job(tx: WriteTx, item: _Pending[Any]) -> Any:
+async def _run_job(tx: WriteTx, item: _Pending[Any], retention: timedelta) -> Any:
     idem = item.idem
     if idem is None:
         return await item.job(tx)
     stored = await tx.fetchrow(
-        "SELECT fingerprint, status, body, subject_id FROM idempotency_keys WHERE key = ?",
+        "SELECT fingerprint, status, body, subject_id, created_at FROM idempotency_keys"
+        " WHERE key = ?",
         idem.key,
     )
+    if stored is not None and stored["created_at"] <= tx.now - retention:
+        # kept past its retention (the purger has not come by yet): the key is new again
+        await tx.execute("DELETE FROM idempotency_keys WHERE key = ?", idem.key)
+        stored = None
     if stored is not None:
         if stored["fingerprint"] != idem.fingerprint:
             raise KeyReused("this Idempotency-Key was already used with a different request")

@@ -24,7 +24,8 @@ class ApiKeyController(Controller):
         "/",
         summary="Create an API key",
         description="The key is shown once; only its hash is stored. Scopes: admin,"
-        " compliance:read, compliance:write, backend:write, backend:read.",
+        " compliance:read, compliance:write, backend:write, backend:read. A retry with the same"
+        " Idempotency-Key answers 409 naming the key: its secret is not shown again.",
         operation_id="createApiKey",
     )
     async def create(
@@ -59,7 +60,8 @@ class ApiKeyController(Controller):
     @delete(
         "/{key_id:str}",
         summary="Revoke an API key",
-        description="The key stops working; its record stays, with revoked_at set, for the audit.",
+        description="The key stops working; its record stays, with revoked_at set, for the audit."
+        " The last active admin key cannot be revoked (409): create another first.",
         operation_id="revokeApiKey",
         status_code=200,
     )

@@ -111,7 +111,8 @@ class CustomerController(Controller):
         "/{external_id:str}/token",
         summary="Issue a short-lived customer token",
         description="The token lets the customer read and change only their own consents and"
-        " preferences, under /v1/me.",
+        " preferences, under /v1/me. It is shown once: a retry with the same Idempotency-Key"
+        " answers 409.",
         operation_id="issueCustomerToken",
     )
     async def token(
