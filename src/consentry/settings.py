@@ -33,6 +33,13 @@ class Settings:
     plugins_disabled: str = ""  # names never to load
     plugin_timeout_seconds: float = 5.0  # a plugin hook that takes longer is cut off
     export_link_ttl_seconds: int = 259_200  # a DSR export download link works this long (72 h)
+    # emailed verification codes: how many each address and each client may ask for per hour,
+    # and how many wrong codes an address and a client may try per day before 429s (a lockout)
+    verification_codes_per_address_per_hour: int = 3
+    verification_codes_per_client_per_hour: int = 10
+    verification_failures_per_address_per_day: int = 10
+    verification_failures_per_client_per_day: int = 50
+    verification_send_jitter_seconds: float = 2.0  # a code's email leaves 0..this after the answer
 
     def plugin_names(self) -> tuple[list[str], list[str]]:
         """(enabled, disabled) plugin names from the comma-separated settings."""
@@ -107,4 +114,9 @@ _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "plugins": str,
     "plugins_disabled": str,
     "plugin_timeout_seconds": float,
+    "verification_codes_per_address_per_hour": int,
+    "verification_codes_per_client_per_hour": int,
+    "verification_failures_per_address_per_day": int,
+    "verification_failures_per_client_per_day": int,
+    "verification_send_jitter_seconds": float,
 }

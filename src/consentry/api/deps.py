@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import Parameter, PathParameter
 
@@ -12,6 +13,7 @@ from consentry.services.principals import Principal
 
 CoreDep = NamedDependency[Core]
 PrincipalDep = NamedDependency[Principal]
+ClientDep = NamedDependency[str]  # the client's address, from `client_address`
 ExternalIdPath = Annotated[
     str,
     PathParameter(
@@ -22,3 +24,13 @@ ExternalIdPath = Annotated[
 ]
 Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """The address the request came from, as the server saw it (ASGI `client`).
+
+    The one place that says who the client is, for the limits keyed by it: trusting forwarded
+    headers from configured proxies belongs here.
+    """
+    client = request.client
+    return client.host if client is not None and client.host else "unknown"

@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from consentry.api.schemas import Problem
 from consentry.plugins.manager import PluginFailed
 from consentry.plugins.types import GateRefused
-from consentry.services.errors import ServiceError
+from consentry.services.errors import ServiceError, TooManyRequests
 from consentry.storage.database import UnstorableText, UnstorableTime
 from consentry.storage.idempotency import KeyReused, Replayed
 
@@ -63,6 +63,8 @@ def problem(
 
 def on_service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[bytes]:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(request, exc.status, exc.detail, field=exc.field, headers=headers)
 
 

@@ -14,6 +14,7 @@ from consentry.domain.policy import Policy
 from consentry.plugins.manager import Plugins
 from consentry.policy.loader import load_policy
 from consentry.services.audit_tree import Checkpointer
+from consentry.services.background import Background
 from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.keystore import KeyStore, open_keystore
@@ -35,6 +36,7 @@ class Core:
     checkpointer: Checkpointer
     plugins: Plugins
     caches: dict[str, Any] = field(default_factory=dict)
+    background: Background = field(default_factory=Background)  # work done after answering
 
     @property
     def signing_key(self) -> SigningKey:
@@ -73,6 +75,7 @@ async def open_core(
 
 
 async def close_core(core: Core) -> None:
+    await core.background.drain()
     await core.checkpointer.stop()
     await core.writer.stop()
     await core.keys.close()

@@ -46,3 +46,14 @@ class Gone(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     title = "Service unavailable"
+
+
+class TooManyRequests(ServiceError):
+    """A limit was reached; `retry_after` is the whole seconds until it frees."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
