@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from consentry.settings import DEFAULT_POLICY
 
@@ -197,3 +198,16 @@ async def test_serve_refuses_a_broken_policy(tmp_path: Path, database_url: str) 
     assert KEY.search(output) is None
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "something listens on the port"
+
+
+NO_EMAIL = "email channel not configured: customer verification by email answers 503"
+
+
+@pytest.mark.parametrize(("smtp", "warned"), [({}, True), ({"CONSENTRY_SMTP_HOST": "mx"}, False)])
+def test_serve_warns_at_start_without_an_smtp_server(
+    tmp_path: Path, smtp: dict[str, str], warned: bool
+) -> None:
+    """Without CONSENTRY_SMTP_HOST the start says that email verification will answer 503."""
+    env = serve_env(tmp_path / "data", f"sqlite:///{tmp_path / 'c.sqlite'}", **smtp)
+    with serve(env, tmp_path / "serve.out") as server:
+        assert (NO_EMAIL in server.text()) is warned, server.text()

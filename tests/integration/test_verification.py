@@ -4,6 +4,8 @@ the database) make guessing codes hopeless."""
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 import socket
 import statistics
@@ -18,8 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from aiosmtpd.controller import Controller
 
+from consentry import logs
 from consentry.api.app import create_app
 from consentry.clock import Clock, FrozenClock, system_clock
 from consentry.services.access import bootstrap_admin_key
@@ -320,3 +324,43 @@ async def test_known_and_unknown_addresses_take_about_as_long(
         await core.background.drain()
     known, unknown = statistics.median(times["known"]), statistics.median(times["unknown"])
     assert known < 2 * unknown and unknown < 2 * known, (known, unknown)
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """Logging configured as in production (JSON, debug), written to a buffer."""
+    stream = io.StringIO()
+    logs.configure("debug", json=True, stream=stream)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+
+
+async def test_no_address_or_code_reaches_logs_or_audit(
+    client: Client,
+    core: Core,
+    inbox: Inbox,
+    captured: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Asking, confirming and a failed send log and audit neither the address nor the code."""
+    monkeypatch.setattr(logging.getLogger("mail.log"), "disabled", True)  # the test's SMTP server
+    await client.put("/v1/customers/v-1", json={"identities": {"email": KNOWN}})
+    await client.put("/v1/customers/v-2", json={"identities": {"email": "wanda@example.com"}})
+    await ask(client, KNOWN)
+    await ask(client, UNKNOWN)
+    await core.background.drain()
+    code = inbox.code()
+    wrong = "5550123987" if code != "5550123987" else "5550123988"  # unlike any hash or id
+    await confirm(client, KNOWN, wrong)
+    await confirm(client, UNKNOWN, wrong)
+    assert (await confirm(client, KNOWN, code)).status_code == 201
+    monkeypatch.setenv("CONSENTRY_SMTP_PORT", str(free_port()))  # nothing listens: refused
+    await ask(client, "wanda@example.com")
+    await core.background.drain()
+    r = await client.get("/v1/audit/entries", params={"limit": 500})
+    text = captured.getvalue() + r.text
+    assert "verification.send_failed" in text and "verification.code_sent" in text
+    for secret in (KNOWN, UNKNOWN, "wanda@example.com", "vera", "wanda", code, wrong):
+        assert secret not in text.lower()
