@@ -228,9 +228,16 @@ class _Server(uvicorn.Server):
 
 
 @pytest.fixture
-async def live_server(core: Core, settings: Settings) -> AsyncIterator[str]:
+async def live_server(
+    core: Core, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
     """The app served over real HTTP on a free 127.0.0.1 port, in this event loop; yields the
-    base URL."""
+    base URL. Its email channel is configured, with an SMTP port nothing listens on: codes are
+    asked for and answered as in production, and their emails fail in the background."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("CONSENTRY_SMTP_PORT", str(probe.getsockname()[1]))
+    monkeypatch.setenv("CONSENTRY_SMTP_HOST", "127.0.0.1")
     app = create_app(settings, core=core)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
