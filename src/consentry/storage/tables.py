@@ -291,6 +291,7 @@ EXTRA_INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS dsr_requests_state_due ON dsr_requests (state, due_on)",
     "CREATE INDEX IF NOT EXISTS verification_events_count ON verification_events (kind, key, at)",
     "CREATE INDEX IF NOT EXISTS verification_events_at ON verification_events (at)",
+    "CREATE INDEX IF NOT EXISTS verification_codes_expiry ON verification_codes (expires_at)",
 )
 
 # Tables a later version replaced: dropped at migration (`verifications` held codes by customer,
