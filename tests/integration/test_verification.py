@@ -29,6 +29,7 @@ from consentry.clock import Clock, FrozenClock, system_clock
 from consentry.services.access import bootstrap_admin_key
 from consentry.services.core import Core, close_core, open_core
 from consentry.settings import Settings
+from consentry.storage.schema import migrate
 
 Client = httpx.AsyncClient
 PUBLIC = {"Authorization": ""}
@@ -364,3 +365,33 @@ async def test_no_address_or_code_reaches_logs_or_audit(
     assert "verification.send_failed" in text and "verification.code_sent" in text
     for secret in (KNOWN, UNKNOWN, "wanda@example.com", "vera", "wanda", code, wrong):
         assert secret not in text.lower()
+
+
+async def test_erasure_deletes_the_customers_codes(
+    client: Client, core: Core, inbox: Inbox
+) -> None:
+    """An erased customer's codes are deleted with them, and counted in the erasure's rows."""
+    r = await client.put("/v1/customers/v-1", json={"identities": {"email": KNOWN}})
+    subject_id = r.json()["id"]
+    await asks(client, KNOWN, 2)
+    body = {"external_id": "v-1", "type": "erasure", "verified_by": "signed-in account"}
+    r = await client.post("/v1/requests", json=body)
+    r = await client.post(f"/v1/requests/{r.json()['id']}/fulfil", json={})
+    assert r.json()["result"]["erasure"]["erased"]["rows"]["verification_codes"] == 2
+    left = await core.db.fetch("SELECT id FROM verification_codes WHERE subject_id = ?", subject_id)
+    assert left == []
+
+
+async def test_migration_drops_the_table_that_held_codes_by_customer(core: Core) -> None:
+    """`verifications` (codes by customer, before `verification_codes`) is dropped at start."""
+    async with core.db.transaction() as tx:
+        await tx.execute("CREATE TABLE verifications (id TEXT, subject_id TEXT, code_hash TEXT)")
+    await migrate(core.db)
+    tables = await core.db.fetch(
+        "SELECT table_name AS name FROM information_schema.tables"
+        " WHERE table_schema = current_schema()"
+        if core.db.is_postgres
+        else "SELECT name FROM sqlite_master WHERE type = 'table'"
+    )
+    names = {t["name"] for t in tables}
+    assert "verification_codes" in names and "verifications" not in names
