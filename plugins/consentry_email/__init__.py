@@ -13,14 +13,14 @@ from typing import Any
 from uuid import UUID
 
 from consentry.plugins import Channel, PluginContext, hookimpl
-from consentry_email.smtp import send
+from consentry_email.smtp import configured, send
 
 __version__ = "0.1.0"
 
 
 @hookimpl
 def register_channels(register: Callable[[Channel], None]) -> None:
-    register(Channel("email", send, "Email over SMTP (CONSENTRY_SMTP_*)"))
+    register(Channel("email", send, "Email over SMTP (CONSENTRY_SMTP_*)", ready=configured))
 
 
 @hookimpl

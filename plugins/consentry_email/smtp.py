@@ -28,8 +28,13 @@ def _message(message: Message, sender: str) -> EmailMessage:
     return mail
 
 
+def configured() -> bool:
+    """Whether an SMTP server is set (CONSENTRY_SMTP_HOST): without one, nothing can be sent."""
+    return bool(os.environ.get("CONSENTRY_SMTP_HOST", "").strip())
+
+
 def _deliver(mail: EmailMessage) -> str:
-    host = os.environ.get("CONSENTRY_SMTP_HOST", "")
+    host = os.environ.get("CONSENTRY_SMTP_HOST", "").strip()
     if not host:
         raise SmtpNotConfigured("no SMTP server: set CONSENTRY_SMTP_HOST (and _PORT, _FROM)")
     port = int(os.environ.get("CONSENTRY_SMTP_PORT", "25"))

@@ -144,6 +144,24 @@ class Settings:
             " key is new again"
         ),
     )
+    # emailed verification codes: how many each address and each client may ask for per hour,
+    # and how many wrong codes an address and a client may try per day before 429s (a lockout)
+    verification_codes_per_address_per_hour: int = field(
+        default=3, metadata=about("emailed codes one address may ask for in an hour")
+    )
+    verification_codes_per_client_per_hour: int = field(
+        default=10, metadata=about("emailed codes one client address may ask for in an hour")
+    )
+    verification_failures_per_address_per_day: int = field(
+        default=10, metadata=about("wrong codes for one address in a day before a lockout (429)")
+    )
+    verification_failures_per_client_per_day: int = field(
+        default=50, metadata=about("wrong codes from one client address in a day before a lockout")
+    )
+    verification_send_jitter_seconds: float = field(
+        default=2.0,
+        metadata=about("a code's email leaves at a random moment up to this long after the answer"),
+    )
 
     def plugin_names(self) -> tuple[list[str], list[str]]:
         """(enabled, disabled) plugin names from the comma-separated settings."""

@@ -152,20 +152,22 @@ async def seeded(client: httpx.AsyncClient, admin_key: str, core: Core) -> Seed:
     )
 
 
-VERIFICATION_CODE = "123456"
+VERIFICATION_CODE = "1234567890"
 
 
 async def seed_verification_code(core: Core) -> None:
     """A code for c-1 as if the email had gone out (this fixture has no SMTP server)."""
     subject_id, _ = await customers.resolve(core, SEED_CUSTOMER)
+    address = verification.address_index(core, "c1@example.com")
 
     async def job(tx: WriteTx) -> None:
         await tx.execute(
-            "INSERT INTO verifications (id, subject_id, code_hash, created_at, expires_at,"
-            " attempts) VALUES (?, ?, ?, ?, ?, 0)",
+            "INSERT INTO verification_codes (id, address_index, subject_id, code_hash,"
+            " created_at, expires_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 0)",
             uuid.uuid4(),
+            address,
             subject_id,
-            verification.code_hash(core, subject_id, VERIFICATION_CODE),
+            verification.code_hash(core, address, VERIFICATION_CODE),
             tx.now,
             tx.now + timedelta(minutes=15),
         )
@@ -226,9 +228,16 @@ class _Server(uvicorn.Server):
 
 
 @pytest.fixture
-async def live_server(core: Core, settings: Settings) -> AsyncIterator[str]:
+async def live_server(
+    core: Core, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
     """The app served over real HTTP on a free 127.0.0.1 port, in this event loop; yields the
-    base URL."""
+    base URL. Its email channel is configured, with an SMTP port nothing listens on: codes are
+    asked for and answered as in production, and their emails fail in the background."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("CONSENTRY_SMTP_PORT", str(probe.getsockname()[1]))
+    monkeypatch.setenv("CONSENTRY_SMTP_HOST", "127.0.0.1")
     app = create_app(settings, core=core)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from consentry.settings import DEFAULT_POLICY, PACKAGED_POLICY
 
@@ -211,3 +212,16 @@ def test_serve_says_where_it_created_the_data_folder(tmp_path: Path) -> None:
         assert f"Policy: {PACKAGED_POLICY.resolve()} (the packaged default)" in text
     with serve(env, tmp_path / "second.out", cwd=work) as again:
         assert "Created a new data folder" not in again.text()
+
+
+NO_EMAIL = "email channel not configured: customer verification by email answers 503"
+
+
+@pytest.mark.parametrize(("smtp", "warned"), [({}, True), ({"CONSENTRY_SMTP_HOST": "mx"}, False)])
+def test_serve_warns_at_start_without_an_smtp_server(
+    tmp_path: Path, smtp: dict[str, str], warned: bool
+) -> None:
+    """Without CONSENTRY_SMTP_HOST the start says that email verification will answer 503."""
+    env = serve_env(tmp_path / "data", f"sqlite:///{tmp_path / 'c.sqlite'}", **smtp)
+    with serve(env, tmp_path / "serve.out") as server:
+        assert (NO_EMAIL in server.text()) is warned, server.text()

@@ -39,6 +39,7 @@ from consentry.api.routes.requests import (
     VerificationController,
 )
 from consentry.clock import Clock, system_clock
+from consentry.services import verification
 from consentry.services.core import Core, close_core, load_plugins, open_core
 from consentry.settings import Settings
 
@@ -99,6 +100,7 @@ def create_app(
     """Build the app; it opens the core at startup unless one is given (tests, benchmarks)."""
 
     plugins = core.plugins if core is not None else load_plugins(settings)
+    verification.warn_if_unavailable(plugins)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter, PathParameter
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
+from consentry.api import ratelimit
 from consentry.services.core import Core
 from consentry.services.principals import Principal
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
 CoreDep = NamedDependency[Core]
 PrincipalDep = NamedDependency[Principal]
+ClientDep = NamedDependency[str]  # the client's address, from `client_address`
 ExternalIdPath = Annotated[
     str,
     PathParameter(
@@ -94,3 +97,8 @@ class InstantSchema(OpenAPISchemaPlugin):
                 Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE),
             ]
         )
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """The client's address, for limits keyed by it (see `ratelimit.client_address`)."""
+    return ratelimit.client_address(request.scope)

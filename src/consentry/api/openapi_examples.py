@@ -54,7 +54,7 @@ FIELDS: dict[str, Any] = {
     "ttl_seconds": 3600,
     "token": "cfm_Jx4Yq0nW8e2rVZkLmT7s",
     "key": "csk_live_Jx4Yq0nW8e2rVZkLmT7sQp3d",
-    "code": "123456",
+    "code": "0123456789",
     "PurposeOut.channels": ["email", "sms"],
     "PreferencesPatch.channels": {"email": True, "sms": False},
     "PreferencesOut.channels": {"email": True, "sms": False},

@@ -65,7 +65,7 @@ _EXTRA: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/exports/{token}"): {401, 410},
     ("POST", "/v1/me/requests"): {409, 410},
     ("GET", "/v1/me/requests/{request_id}/export"): {410},
-    ("POST", "/v1/verifications"): {503},
+    ("POST", "/v1/verifications"): {503},  # no email channel configured (429 is everywhere)
     ("POST", "/v1/verifications/confirm"): {401},
 }
 _NOT_PARAMETERS = {"self", "request", "socket", "state", "scope", "headers", "cookies", "query"}

@@ -491,7 +491,7 @@ class VerificationIn(Struct, forbid_unknown_fields=True):
 
 class VerificationConfirmIn(Struct, forbid_unknown_fields=True):
     email: Annotated[str, Meta(min_length=3, max_length=320)]
-    code: Annotated[str, Meta(pattern=r"^[0-9]{6}$")]
+    code: Annotated[str, Meta(pattern=r"^[0-9]{10}$", description="the ten digits emailed")]
 
 
 class VerificationSentOut(Struct):

@@ -140,11 +140,16 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """A way to reach a customer: `send` delivers one message and returns a delivery id."""
+    """A way to reach a customer: `send` delivers one message and returns a delivery id.
+    `ready` says whether it can deliver at all (its settings are present); None means always."""
 
     name: str
     send: Callable[[Message], Awaitable[str]]
     description: str = ""
+    ready: Callable[[], bool] | None = None
+
+    def can_send(self) -> bool:
+        return self.ready is None or self.ready()
 
 
 @dataclass(frozen=True, slots=True)

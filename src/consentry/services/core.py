@@ -16,6 +16,7 @@ from consentry.domain.policy import Policy
 from consentry.plugins.manager import Plugins
 from consentry.policy.loader import load_policy
 from consentry.services.audit_tree import Checkpointer
+from consentry.services.background import Background
 from consentry.settings import NoData, Settings
 from consentry.storage.database import Database
 from consentry.storage.files import private_dir
@@ -46,6 +47,7 @@ class Core:
     plugins: Plugins
     purger: IdempotencyPurger
     caches: dict[str, Any] = field(default_factory=dict)
+    background: Background = field(default_factory=Background)  # work done after answering
 
     @property
     def signing_key(self) -> SigningKey:
@@ -142,6 +144,7 @@ async def open_core(
 
 
 async def close_core(core: Core) -> None:
+    await core.background.drain()
     await core.purger.stop()
     await core.checkpointer.stop()
     await core.writer.stop()

@@ -42,7 +42,7 @@ _ROWS: tuple[tuple[str, str], ...] = (
     ("confirmations", "pending_confirmations"),
     ("idempotency_keys", "stored_answers"),
     ("dsr_exports", "export_bundles"),
-    ("verifications", "verification_codes"),
+    ("verification_codes", "verification_codes"),
 )
 
 

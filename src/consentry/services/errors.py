@@ -49,9 +49,11 @@ class Unavailable(ServiceError):
 
 
 class TooManyRequests(ServiceError):
+    """A limit was reached; `retry_after` is the whole seconds until it frees."""
+
     status = 429
     title = "Too many requests"
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
-        self.retry_after = retry_after
+        self.retry_after = max(1, retry_after)

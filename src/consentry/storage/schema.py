@@ -1,14 +1,14 @@
 """Creating the core schema on either engine; idempotent, so every start may run it.
 
-New tables are created as they appear; a column added to a shipped table is listed in
-`tables.ADDED_COLUMNS` and added here when missing."""
+New tables are created as they appear, and replaced ones (`tables.DROPPED_TABLES`) dropped; a
+column added to a shipped table is listed in `tables.ADDED_COLUMNS` and added here when missing."""
 
 from __future__ import annotations
 
 from piccolo.table import Table, create_db_tables
 
 from consentry.storage.database import Database, Transaction
-from consentry.storage.tables import ADDED_COLUMNS, CORE_TABLES, EXTRA_INDEXES
+from consentry.storage.tables import ADDED_COLUMNS, CORE_TABLES, DROPPED_TABLES, EXTRA_INDEXES
 
 SCHEMA_VERSION = "2"
 
@@ -18,6 +18,8 @@ async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> N
     db.bind(tables)
     await create_db_tables(*tables, if_not_exists=True)
     async with db.transaction() as tx:
+        for table in DROPPED_TABLES:
+            await tx.execute(f"DROP TABLE IF EXISTS {table}")
         for table, column, sql_type in ADDED_COLUMNS:
             if column not in await _columns(tx, table):
                 await tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")

@@ -215,17 +215,30 @@ class DsrExport(Table, tablename="dsr_exports"):
     downloads = Integer(default=0)
 
 
-class Verification(Table, tablename="verifications"):
-    """A one-time code sent to a customer's email, so they can file a request without a token.
+class VerificationCode(Table, tablename="verification_codes"):
+    """A one-time code asked for an email address, so a customer can file a request without a
+    token. Found by the address's blind index; written alike whether or not a customer has the
+    address (`subject_id` is then empty), so the work done tells no one who is a customer.
     Stored as an HMAC; single use, expiring, a few attempts."""
 
     id = UUID(primary_key=True)
-    subject_id = UUID(index=True)
+    address_index = Varchar(length=64, index=True)
+    subject_id = UUID(null=True, default=None, index=True)
     code_hash = Varchar(length=64)
     created_at = Timestamptz()
     expires_at = Timestamptz()
     attempts = Integer(default=0)
     used_at = Timestamptz(null=True, default=None)
+
+
+class VerificationEvent(Table, tablename="verification_events"):
+    """What the verification limits count: a code asked for, a wrong code tried; each kept a
+    day, keyed by the address's blind index or the client's keyed hash (never in clear)."""
+
+    id = UUID(primary_key=True)
+    kind = Varchar(length=20)  # code_address, code_client, failure_address, failure_client
+    key = Varchar(length=64)
+    at = Timestamptz()
 
 
 class Erasure(Table, tablename="erasures"):
@@ -261,7 +274,8 @@ CORE_TABLES: tuple[type[Table], ...] = (
     IdempotencyKey,
     DsrRequest,
     DsrExport,
-    Verification,
+    VerificationCode,
+    VerificationEvent,
     Erasure,
     Meta,
 )
@@ -276,7 +290,14 @@ EXTRA_INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS idempotency_keys_subject ON idempotency_keys (subject_id)",
     "CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at)",
     "CREATE INDEX IF NOT EXISTS dsr_requests_state_due ON dsr_requests (state, due_on)",
+    "CREATE INDEX IF NOT EXISTS verification_events_count ON verification_events (kind, key, at)",
+    "CREATE INDEX IF NOT EXISTS verification_events_at ON verification_events (at)",
+    "CREATE INDEX IF NOT EXISTS verification_codes_expiry ON verification_codes (expires_at)",
 )
+
+# Tables a later version replaced: dropped at migration (`verifications` held codes by customer,
+# which told by its work who is one; `verification_codes` replaced it, and its codes lasted 15 min)
+DROPPED_TABLES: tuple[str, ...] = ("verifications",)
 
 # Columns added after a table first shipped: (table, column, SQL type and default).
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from consentry.api import convert
 from consentry.api import schemas as s
 from consentry.api.auth import require, require_customer
-from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.api.deps import ClientDep, CoreDep, Cursor, Limit, PrincipalDep, client_address
 from consentry.api.routes.me import me
 from consentry.api.writes import respond
 from consentry.crypto.signing import b64url_decode
@@ -385,33 +386,39 @@ class MyRequestController(Controller):
 class VerificationController(Controller):
     path = "/v1/verifications"
     tags = ["customer self-service"]
+    dependencies = {"client": Provide(client_address, sync_to_thread=False)}
 
     @post(
         "/",
         summary="Email me a code to prove who I am",
-        description="For a customer without a customer token: a six-digit code goes to the"
-        " address if it is a customer's (the answer is the same either way). It works once,"
-        " for 15 minutes.",
+        description="For a customer without a customer token: a ten-digit code goes to the"
+        " address if it is a customer's, after the answer, which is the same either way. It"
+        " works once, for 15 minutes. At most 3 codes per address and 10 per client address an"
+        " hour (settings): past that, 429 with Retry-After. 503 when the service has no email"
+        " channel configured.",
         operation_id="sendVerificationCode",
         security=[],
         status_code=202,
     )
-    async def send(self, core: CoreDep, data: JSONBody[s.VerificationIn]) -> s.VerificationSentOut:
-        await verification.send_code(core, data.email)
-        return s.VerificationSentOut(
-            "if a customer has this email address, a code is on its way; it works for"
-            f" {verification.CODE_MINUTES} minutes"
-        )
+    async def send(
+        self, core: CoreDep, client: ClientDep, data: JSONBody[s.VerificationIn]
+    ) -> s.VerificationSentOut:
+        await verification.send_code(core, data.email, client)
+        return s.VerificationSentOut(verification.SENT)
 
     @post(
         "/confirm",
         summary="Exchange the code for a customer token",
         description="The token (15 minutes) files and follows my requests under /v1/me/requests."
-        " Five wrong codes use the code up.",
+        " Five wrong codes use the code up; every wrong, used or expired code gets the same 401."
+        " After 10 wrong codes for an address (or 50 from a client address) in a day, every"
+        " answer is 429 with Retry-After until the day's window frees, the right code included.",
         operation_id="confirmVerificationCode",
         security=[],
         status_code=201,
     )
-    async def confirm(self, core: CoreDep, data: JSONBody[s.VerificationConfirmIn]) -> s.TokenOut:
-        token = await verification.confirm(core, data.email, data.code)
+    async def confirm(
+        self, core: CoreDep, client: ClientDep, data: JSONBody[s.VerificationConfirmIn]
+    ) -> s.TokenOut:
+        token = await verification.confirm(core, data.email, data.code, client)
         return s.TokenOut(token.token, token.expires_at)
