@@ -33,6 +33,12 @@ class Settings:
     plugins_disabled: str = ""  # names never to load
     plugin_timeout_seconds: float = 5.0  # a plugin hook that takes longer is cut off
     export_link_ttl_seconds: int = 259_200  # a DSR export download link works this long (72 h)
+    # where customers reach the service (https://consent.example.com): the only base of links
+    # handed out; empty: no links (`consentry serve` on loopback uses its own address)
+    public_url: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public_url", self.public_url.strip().rstrip("/"))
 
     def plugin_names(self) -> tuple[list[str], list[str]]:
         """(enabled, disabled) plugin names from the comma-separated settings."""
@@ -107,4 +113,5 @@ _ENV_FIELDS: dict[str, Callable[[str], Any]] = {
     "plugins": str,
     "plugins_disabled": str,
     "plugin_timeout_seconds": float,
+    "public_url": str,
 }

@@ -55,7 +55,7 @@ _EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/v1/requests/{request_id}/extend"): {409},
     ("POST", "/v1/requests/{request_id}/reject"): {409},
     ("POST", "/v1/requests/{request_id}/fulfil"): {409, 410},
-    ("POST", "/v1/requests/{request_id}/download-link"): {410},
+    ("POST", "/v1/requests/{request_id}/download-link"): {410, 503},  # 503: no public URL
     ("GET", "/v1/requests/{request_id}/export"): {410},
     ("GET", "/v1/exports/{token}"): {401, 410},
     ("POST", "/v1/me/requests"): {409, 410},
