@@ -9,6 +9,8 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta, Struct
 
+from consentry.domain.text import clean_keys, clean_name
+
 ExternalId = Annotated[
     str,
     Meta(
@@ -41,6 +43,9 @@ class CustomerIn(Struct, forbid_unknown_fields=True):
         Annotated[str, Meta(max_length=20)], Annotated[str, Meta(max_length=320)] | None
     ] = {}
     attributes: dict[Annotated[str, Meta(max_length=64)], AttributeValue] = {}
+
+    def __post_init__(self) -> None:
+        self.attributes = clean_keys(self.attributes, field="attributes")
 
 
 class CustomerOut(Struct):
@@ -81,6 +86,10 @@ class EventIn(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=100)]
     occurred_at: datetime | None = None
     properties: dict[Annotated[str, Meta(max_length=64)], Any] = {}
+
+    def __post_init__(self) -> None:
+        self.name = clean_name(self.name, field="name")
+        self.properties = clean_keys(self.properties, field="properties")
 
 
 class BatchEventIn(EventIn, forbid_unknown_fields=True):
@@ -268,6 +277,9 @@ class ApiKeyIn(Struct, forbid_unknown_fields=True):
         ],
         Meta(min_length=1, max_length=5),
     ]
+
+    def __post_init__(self) -> None:
+        self.name = clean_name(self.name, field="name")
 
 
 class ApiKeyOut(Struct):
