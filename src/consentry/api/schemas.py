@@ -166,7 +166,9 @@ class DecisionIn(Struct, forbid_unknown_fields=True):
 
 class ConsentRequest(Struct, forbid_unknown_fields=True):
     decisions: Annotated[list[DecisionIn], Meta(max_length=50)] = []
-    source: SourceValue = "api"
+    # who recorded it: a backend key may say any; a customer's own token only preference_center
+    # (its default) or unsubscribe_link; absent: api for a key
+    source: SourceValue | None = None
     evidence: Evidence | None = None
 
 
@@ -255,7 +257,9 @@ class PreferencesPatch(Struct, forbid_unknown_fields=True):
     frequency_cap_per_week: Annotated[int, Meta(ge=0, le=1000)] | msgspec.UnsetType | None = (
         msgspec.UNSET
     )
-    source: SourceValue = "api"
+    # who recorded it: a backend key may say any; a customer's own token only preference_center
+    # (its default) or unsubscribe_link; absent: api for a key
+    source: SourceValue | None = None
 
 
 class PreferencesOut(Struct):
