@@ -327,6 +327,8 @@ class AuditEntryOut(Struct):
     policy_version: str
     prev_hash: str
     hash: str
+    # details.reason_sealed opened with the customer's key; null once they are erased
+    reason: str | None = None
 
 
 class AuditPage(Struct):

@@ -17,6 +17,7 @@ from uuid import UUID
 from consentry.crypto.blind_index import blind_index, normalize_identity
 from consentry.crypto.envelope import decrypt_json, encrypt_json
 from consentry.services import tombstones
+from consentry.services.audit_notes import seal_reason
 from consentry.services.core import Core
 from consentry.services.errors import Conflict, Invalid, NotFound
 from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
@@ -286,8 +287,10 @@ async def get(
 
 
 async def _read(
-    core: Core, tx: WriteTx, row: Row, actor: Principal, reason: str | None
+    core: Core, tx: WriteTx, row: Row, actor: Principal, reason: str | None, *, ours: bool = False
 ) -> Customer:
+    """Decode the customer and audit the read; a caller's free-text reason is sealed with the
+    customer's key (`ours`: a fixed text of the service's own, kept in clear)."""
     sid = UUID(str(row["id"]))
     dek = await core.keys.get(str(sid))
     if dek is None:
@@ -299,7 +302,7 @@ async def _read(
         "customer.read",
         f"subject:{sid}",
         fields=fields,
-        **({"reason": reason} if reason else {}),
+        **({} if not reason else {"reason": reason} if ours else seal_reason(dek, sid, reason)),
     )
     return customer
 
@@ -317,7 +320,7 @@ async def find_by_identity(core: Core, kind: str, value: str, actor: Principal) 
         row = await tx.fetchrow(f"SELECT * FROM subjects WHERE {column} = ?", digest)
         if row is None:
             raise NotFound(f"no customer with this {kind}")
-        return await _read(core, tx, row, actor, f"lookup by {kind}")
+        return await _read(core, tx, row, actor, f"lookup by {kind}", ours=True)
 
     return await core.writer.submit(job)
 
