@@ -12,8 +12,11 @@ a deferred constraint trigger on `audit_log` makes the server itself raise SQLST
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -28,9 +31,12 @@ from tests.integration.test_writer import (
 )
 
 from consentry.audit.chain import verify
-from consentry.services.core import Core
+from consentry.services import customers
+from consentry.services.core import Core, close_core, open_core
+from consentry.settings import Settings
 from consentry.storage.database import StorageFull, is_storage_full
 from consentry.storage.writer import WriteTx
+from consentry.testing import TEST_ACTOR
 
 PG_FULL = (
     "CREATE OR REPLACE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$"
@@ -210,3 +216,52 @@ def test_disk_full_errors_of_both_engines_are_storage_full(error: Exception) -> 
 def test_other_errors_are_not_storage_full(error: Exception) -> None:
     """Other database and file errors are not mistaken for a full disk."""
     assert not is_storage_full(error)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MB tmpfs file system (needs root; without it the max_page_count tests above stand
+    in, and this one says so in its skip reason)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here ({done.stderr.decode().strip()}): the"
+            " max_page_count tests cover a full SQLite database instead"
+        )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def eat_space(mount: Path, leave: int) -> Path:
+    """Fill the file system with a filler file, leaving `leave` bytes free."""
+    st = os.statvfs(mount)
+    filler = mount / "filler"
+    filler.write_bytes(b"\0" * max(st.f_bavail * st.f_frsize - leave, 0))
+    return filler
+
+
+async def test_a_really_full_file_system_refuses_then_recovers(small_disk: Path) -> None:
+    """SQLite on a full tmpfs: a customer write fails with StorageFull, nothing half stays, and
+    once the filler is deleted the next write succeeds and the chain is whole."""
+    core = await open_core(Settings(data_dir=small_disk / "data", plugins=""))
+    try:
+        filler = eat_space(small_disk, leave=64 * 1024)
+        done = 0
+        with pytest.raises(StorageFull):
+            for i in range(5000):
+                cmd = customers.CustomerUpsert(f"t-{i}", "EU", {"email": f"t{i}@example.com"})
+                await customers.upsert(core, cmd, TEST_ACTOR)
+                done += 1
+        filler.unlink()
+        await customers.upsert(core, customers.CustomerUpsert("t-after", "EU"), TEST_ACTOR)
+        assert await count(core.db, "subjects") == done + 1
+        await assert_sound_chain(core.db, done + 1)
+        assert core.writer.head_seq == done + 1
+    finally:
+        await close_core(core)

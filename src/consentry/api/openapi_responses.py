@@ -33,7 +33,8 @@ _DESCRIPTIONS = {
     422: "A field or parameter is not valid; `field` names it",
     429: "Too many requests; retry after the time in Retry-After",
     500: "Unexpected error; nothing was recorded",
-    503: "A service this needs is not there (e.g. no email channel installed)",
+    503: "A service this needs is not there (e.g. no email channel installed, no public URL"
+    " configured), or the storage is full: nothing was recorded; retry after Retry-After",
 }
 # Answers specific to one operation, beyond what its shape implies.
 _EXTRA: dict[tuple[str, str], set[int]] = {
@@ -55,7 +56,7 @@ _EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/v1/requests/{request_id}/extend"): {409},
     ("POST", "/v1/requests/{request_id}/reject"): {409},
     ("POST", "/v1/requests/{request_id}/fulfil"): {409, 410},
-    ("POST", "/v1/requests/{request_id}/download-link"): {410, 503},  # 503: no public URL
+    ("POST", "/v1/requests/{request_id}/download-link"): {410},
     ("GET", "/v1/requests/{request_id}/export"): {410},
     ("GET", "/v1/exports/{token}"): {401, 410},
     ("POST", "/v1/me/requests"): {409, 410},
@@ -103,7 +104,7 @@ class PublicOperation(Operation):
 
 def error_statuses(method: str, path: str, handler: HTTPRouteHandler) -> set[int]:
     """The problem+json statuses an operation can answer."""
-    statuses = {429, 500}
+    statuses = {429, 500, 503}  # 503: a full disk can refuse any write or audited read
     inputs = set(handler.parsed_fn_signature.parameters) - _NOT_PARAMETERS
     inputs -= set(handler.resolve_dependencies())
     if inputs:

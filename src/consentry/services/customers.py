@@ -22,7 +22,7 @@ from consentry.services.core import Core
 from consentry.services.errors import Conflict, Invalid, NotFound
 from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.services.principals import Principal
-from consentry.storage.database import Row
+from consentry.storage.database import Row, is_storage_full
 from consentry.storage.writer import WriteTx
 
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
@@ -139,9 +139,15 @@ async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Cus
 
     try:
         customer, created = await core.writer.submit(job)
-    except BaseException:
+    except BaseException as failed:
         if found is None:  # the key made for a customer that was not written
-            await core.keys.destroy(str(subject_id))
+            try:
+                await core.keys.destroy(str(subject_id))
+            except Exception as cleanup:
+                # a full disk may refuse the clean-up too: the caller hears why the write
+                # failed; the orphan key seals nothing (no row was written with it)
+                if not (is_storage_full(failed) and is_storage_full(cleanup)):
+                    raise
         raise
     if found is None and customer.id != subject_id:  # another request created it first
         await core.keys.destroy(str(subject_id))
