@@ -61,6 +61,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         rate_limits=False,
         log_json=True,
         plugins=",".join(first_party()),
+        public_url="https://consent.example.com",  # download links are built from it
     )
 
 

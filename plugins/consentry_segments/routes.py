@@ -26,6 +26,7 @@ from msgspec import Meta, Struct
 
 from consentry.api.auth import require
 from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.domain.text import clean_name
 from consentry.plugins.context import CoreContext
 from consentry.plugins.gate import CoreGate
 from consentry.services.core import Core
@@ -60,6 +61,9 @@ class SegmentIn(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=store.MAX_NAME)]
     purpose: Annotated[str, Meta(max_length=100)]
     filter: Filter
+
+    def __post_init__(self) -> None:
+        self.name = clean_name(self.name, field="name")
 
 
 class PreviewIn(Struct, forbid_unknown_fields=True):

@@ -21,6 +21,7 @@ from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.api.problems import MEDIA_TYPE
 from consentry.api.schemas import Problem
 from consentry.api.writes import respond
+from consentry.domain.text import clean_name
 from consentry.services.principals import Scope
 from consentry_templates import store
 from consentry_templates.render import CAPABILITY, Runtime
@@ -38,6 +39,9 @@ class TemplateIn(Struct, forbid_unknown_fields=True):
     kind: Literal["html", "text"] = "html"
     subject: Subject = ""
     strict: bool = True
+
+    def __post_init__(self) -> None:
+        self.name = clean_name(self.name, field="name")
 
 
 class TemplateOut(Struct):

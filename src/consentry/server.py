@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
@@ -17,8 +19,29 @@ from consentry.settings import PACKAGED_POLICY, Settings
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
+    host, port = host or settings.host, port or settings.port
+    settings = with_public_url(settings, host, port)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_serve(settings, host or settings.host, port or settings.port))
+        return runner.run(_serve(settings, host, port))
+
+
+def with_public_url(settings: Settings, host: str, port: int) -> Settings:
+    """Listening on loopback, only this machine can follow a link, so its own address is the
+    truthful public URL; on any other address the operator must say it (CONSENTRY_PUBLIC_URL),
+    since no request header can be trusted to."""
+    if settings.public_url or not _is_loopback(host):
+        return settings
+    shown = f"[{host}]" if ":" in host else host
+    return replace(settings, public_url=f"http://{shown}:{port}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -162,6 +162,18 @@ class Settings:
         default=2.0,
         metadata=about("a code's email leaves at a random moment up to this long after the answer"),
     )
+    public_url: str = field(
+        default="",
+        metadata=about(
+            "where customers reach the service, e.g. `https://consent.example.com`: the only base"
+            " of the links it hands out (never the request's `Host`); without it, asking for a"
+            " download link answers 503",
+            shown="none (`consentry serve` on loopback: its own address)",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public_url", self.public_url.strip().rstrip("/"))
 
     def plugin_names(self) -> tuple[list[str], list[str]]:
         """(enabled, disabled) plugin names from the comma-separated settings."""

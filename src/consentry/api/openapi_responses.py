@@ -33,7 +33,8 @@ _DESCRIPTIONS = {
     422: "A field or parameter is not valid; `field` names it",
     429: "Too many requests; retry after the time in Retry-After",
     500: "Unexpected error; nothing was recorded",
-    503: "A service this needs is not there (e.g. no email channel installed)",
+    503: "A service this needs is not there (e.g. no email channel installed, no public URL"
+    " configured), or the storage is full: nothing was recorded; retry after Retry-After",
 }
 # Answers specific to one operation, beyond what its shape implies.
 _EXTRA: dict[tuple[str, str], set[int]] = {
@@ -108,7 +109,7 @@ class PublicOperation(Operation):
 
 def error_statuses(method: str, path: str, handler: HTTPRouteHandler) -> set[int]:
     """The problem+json statuses an operation can answer."""
-    statuses = {429, 500}
+    statuses = {429, 500, 503}  # 503: a full disk can refuse any write or audited read
     inputs = set(handler.parsed_fn_signature.parameters) - _NOT_PARAMETERS
     inputs -= set(handler.resolve_dependencies())
     if inputs:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response
@@ -17,7 +19,12 @@ from consentry.api.validation import allowed_values, field_errors, not_one_of
 from consentry.plugins.manager import PluginFailed
 from consentry.plugins.types import GateRefused
 from consentry.services.errors import ServiceError, TooManyRequests
-from consentry.storage.database import UnstorableText, UnstorableTime
+from consentry.storage.database import (
+    StorageFull,
+    UnstorableText,
+    UnstorableTime,
+    is_storage_full,
+)
 from consentry.storage.idempotency import KeyReused, Replayed
 
 MEDIA_TYPE = "application/problem+json"
@@ -194,6 +201,24 @@ def on_plugin_failed(request: Request[Any, Any, Any], exc: PluginFailed) -> Resp
     return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, f"{exc}; nothing was recorded")
 
 
+def on_storage_full(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """No room left in a store: nothing was recorded; the same request works once space returns.
+
+    Raw engine and file-system errors come here too (the key store writes outside the writer):
+    only those that mean "full" answer 503, anything else is unexpected.
+    """
+    if not is_storage_full(exc):
+        return on_unexpected(request, exc)
+    log.error("request.storage_full", error=type(exc).__name__)
+    return problem(
+        request,
+        503,
+        "the storage is full, so nothing was recorded; retry after the time in Retry-After"
+        " (the operator has to free disk space)",
+        headers={"Retry-After": str(StorageFull.retry_after)},
+    )
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error("request.failed", error=type(exc).__name__, path=request.scope.get("path_template"))
     return problem(
@@ -214,5 +239,9 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     UnstorableTime: on_unstorable_time,
     GateRefused: on_gate_refused,
     PluginFailed: on_plugin_failed,
+    StorageFull: on_storage_full,
+    sqlite3.OperationalError: on_storage_full,
+    asyncpg.PostgresError: on_storage_full,
+    OSError: on_storage_full,
     Exception: on_unexpected,
 }

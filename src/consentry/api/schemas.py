@@ -9,6 +9,8 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta, Struct
 
+from consentry.domain.text import clean_keys, clean_name
+
 ExternalId = Annotated[
     str,
     Meta(
@@ -47,6 +49,9 @@ class CustomerIn(Struct, forbid_unknown_fields=True):
         Annotated[str, Meta(max_length=20)], Annotated[str, Meta(max_length=320)] | None
     ] = {}
     attributes: dict[Annotated[str, Meta(max_length=64)], AttributeValue] = {}
+
+    def __post_init__(self) -> None:
+        self.attributes = clean_keys(self.attributes, field="attributes")
 
 
 class CustomerOut(Struct):
@@ -87,6 +92,10 @@ class EventIn(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=100)]
     occurred_at: datetime | None = None
     properties: dict[Annotated[str, Meta(max_length=64)], Any] = {}
+
+    def __post_init__(self) -> None:
+        self.name = clean_name(self.name, field="name")
+        self.properties = clean_keys(self.properties, field="properties")
 
 
 class BatchEventIn(EventIn, forbid_unknown_fields=True, kw_only=True):
@@ -163,7 +172,9 @@ class DecisionIn(Struct, forbid_unknown_fields=True):
 
 class ConsentRequest(Struct, forbid_unknown_fields=True):
     decisions: Annotated[list[DecisionIn], Meta(max_length=50)] = []
-    source: SourceValue = "api"
+    # who recorded it: a backend key may say any; a customer's own token only preference_center
+    # (its default) or unsubscribe_link; absent: api for a key
+    source: SourceValue | None = None
     evidence: Evidence | None = None
 
 
@@ -252,7 +263,9 @@ class PreferencesPatch(Struct, forbid_unknown_fields=True):
     frequency_cap_per_week: Annotated[int, Meta(ge=0, le=1000)] | msgspec.UnsetType | None = (
         msgspec.UNSET
     )
-    source: SourceValue = "api"
+    # who recorded it: a backend key may say any; a customer's own token only preference_center
+    # (its default) or unsubscribe_link; absent: api for a key
+    source: SourceValue | None = None
 
 
 class PreferencesOut(Struct):
@@ -274,6 +287,9 @@ class ApiKeyIn(Struct, forbid_unknown_fields=True):
         ],
         Meta(min_length=1, max_length=5),
     ]
+
+    def __post_init__(self) -> None:
+        self.name = clean_name(self.name, field="name")
 
 
 class ApiKeyOut(Struct):
@@ -340,6 +356,8 @@ class AuditEntryOut(Struct):
     policy_version: str
     prev_hash: str
     hash: str
+    # details.reason_sealed opened with the customer's key; null once they are erased
+    reason: str | None = None
 
 
 class AuditPage(Struct):

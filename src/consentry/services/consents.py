@@ -27,7 +27,7 @@ from consentry.services.customers import data_key, resolve
 from consentry.services.errors import Gone, Invalid, NotFound
 from consentry.services.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.services.preferences import document_to_preferences
-from consentry.services.principals import Principal
+from consentry.services.principals import Principal, recorded_source
 from consentry.storage.database import Row
 from consentry.storage.writer import WriteTx
 
@@ -53,7 +53,7 @@ class Evidence:
 @dataclass(frozen=True, slots=True)
 class RecordRequest:
     decisions: list[DecisionIn]
-    source: Source = Source.API
+    source: Source | None = None  # None: the actor's default (see principals.recorded_source)
     evidence: Evidence = field(default_factory=Evidence)
     gpc: bool = False
 
@@ -168,6 +168,7 @@ async def record_for(
     core: Core, subject_id: UUID, region: str, request: RecordRequest, actor: Principal
 ) -> Recorded:
     _validate(core.policy, request)
+    source = recorded_source(actor, request.source)
     evidence = _evidence(core, request.evidence)
 
     async def job(tx: WriteTx) -> Recorded:
@@ -175,9 +176,7 @@ async def record_for(
         records: list[LedgerRecord] = []
         confirmations: list[PendingConfirmation] = []
         for d in request.decisions:
-            rec, confirmation = await _record_one(
-                core, tx, subject_id, d, request.source, evidence, actor
-            )
+            rec, confirmation = await _record_one(core, tx, subject_id, d, source, evidence, actor)
             records.append(rec)
             if confirmation:
                 confirmations.append(confirmation)
@@ -190,7 +189,7 @@ async def record_for(
             actor.actor,
             "consent.recorded",
             f"subject:{subject_id}",
-            source=request.source.value,
+            source=source.value,
             gpc=gpc,
             decisions=[
                 {

@@ -17,11 +17,12 @@ from uuid import UUID
 from consentry.crypto.blind_index import blind_index, normalize_identity
 from consentry.crypto.envelope import decrypt_json, encrypt_json
 from consentry.services import tombstones
+from consentry.services.audit_notes import seal_reason
 from consentry.services.core import Core
 from consentry.services.errors import Conflict, Invalid, NotFound
 from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.services.principals import Principal
-from consentry.storage.database import Row
+from consentry.storage.database import Row, is_storage_full
 from consentry.storage.writer import WriteTx
 
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
@@ -139,9 +140,15 @@ async def upsert(core: Core, cmd: CustomerUpsert, actor: Principal) -> tuple[Cus
 
     try:
         customer, created = await core.writer.submit(job)
-    except BaseException:
+    except BaseException as failed:
         if found is None:  # the key made for a customer that was not written
-            await core.keys.destroy(str(subject_id))
+            try:
+                await core.keys.destroy(str(subject_id))
+            except Exception as cleanup:
+                # a full disk may refuse the clean-up too: the caller hears why the write
+                # failed; the orphan key seals nothing (no row was written with it)
+                if not (is_storage_full(failed) and is_storage_full(cleanup)):
+                    raise
         raise
     if found is None and customer.id != subject_id:  # another request created it first
         await core.keys.destroy(str(subject_id))
@@ -287,8 +294,10 @@ async def get(
 
 
 async def _read(
-    core: Core, tx: WriteTx, row: Row, actor: Principal, reason: str | None
+    core: Core, tx: WriteTx, row: Row, actor: Principal, reason: str | None, *, ours: bool = False
 ) -> Customer:
+    """Decode the customer and audit the read; a caller's free-text reason is sealed with the
+    customer's key (`ours`: a fixed text of the service's own, kept in clear)."""
     sid = UUID(str(row["id"]))
     dek = await core.keys.get(str(sid))
     if dek is None:
@@ -300,7 +309,7 @@ async def _read(
         "customer.read",
         f"subject:{sid}",
         fields=fields,
-        **({"reason": reason} if reason else {}),
+        **({} if not reason else {"reason": reason} if ours else seal_reason(dek, sid, reason)),
     )
     return customer
 
@@ -318,7 +327,7 @@ async def find_by_identity(core: Core, kind: str, value: str, actor: Principal) 
         row = await tx.fetchrow(f"SELECT * FROM subjects WHERE {column} = ?", digest)
         if row is None:
             raise NotFound(f"no customer with this {kind}")
-        return await _read(core, tx, row, actor, f"lookup by {kind}")
+        return await _read(core, tx, row, actor, f"lookup by {kind}", ours=True)
 
     return await core.writer.submit(job)
 

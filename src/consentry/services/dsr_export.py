@@ -20,7 +20,7 @@ from consentry.domain.bundle import build_bundle
 from consentry.services.core import Core
 from consentry.services.customers import decode_subject
 from consentry.services.dsr_requests import DsrRequest, step_in
-from consentry.services.errors import Gone, NotFound, Unauthorized
+from consentry.services.errors import Gone, NotFound, Unauthorized, Unavailable
 from consentry.services.principals import Principal
 from consentry.storage.database import Row
 from consentry.storage.writer import WriteTx
@@ -39,6 +39,7 @@ class Download:
 class Link:
     token: str
     expires_at: datetime
+    url: str  # built from the configured public URL only, never from a request header
 
 
 def _aad(request_id: UUID) -> str:
@@ -220,6 +221,12 @@ async def _stored(core: Core, request_id: UUID) -> Row:
 
 async def link(core: Core, request_id: UUID, actor: Principal) -> Link:
     """A download link for the customer; it expires with the bundle (or sooner)."""
+    base = core.settings.public_url
+    if not base:  # a Host header would be the attacker's to choose: refuse rather than guess
+        raise Unavailable(
+            "download links need the service's public address: set CONSENTRY_PUBLIC_URL"
+            " (e.g. https://consent.example.com) and restart"
+        )
     row = await _stored(core, request_id)
     ttl = int((row["expires_at"] - core.clock()).total_seconds())
 
@@ -236,7 +243,7 @@ async def link(core: Core, request_id: UUID, actor: Principal) -> Link:
             f"subject:{row['subject_id']}",
             request=str(request_id),
         )
-        return Link(token, row["expires_at"])
+        return Link(token, row["expires_at"], f"{base}/v1/exports/{token}")
 
     return await core.writer.submit(job)
 

@@ -20,9 +20,9 @@ from uuid import UUID
 from consentry.crypto.envelope import DecryptionError, decrypt_json, encrypt_json
 from consentry.domain.deadlines import Clocks, clocks, days_left, is_overdue
 from consentry.services.core import Core
-from consentry.services.errors import Conflict, Invalid, NotFound
+from consentry.services.errors import Conflict, Forbidden, Invalid, NotFound
 from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
-from consentry.services.principals import Principal
+from consentry.services.principals import Principal, Scope
 from consentry.storage.database import Row
 from consentry.storage.writer import WriteTx
 
@@ -170,6 +170,23 @@ def check_reason(reason: str | None, what: str, *, required: bool) -> str | None
 # -- creating ----------------------------------------------------------------------------------
 
 
+def _regulation_override(actor: Principal, derived: str, chosen: str) -> dict[str, Any]:
+    """A request's clocks are its customer's region's regulation's. Filing under another (a
+    compliance scope that says otherwise) is compliance's call, recorded in the audit entry."""
+    if chosen == derived:
+        return {}
+    may = actor.kind == "system" or (
+        actor.kind == "key" and Scope.COMPLIANCE_WRITE in actor.effective
+    )
+    if not may:
+        raise Forbidden(
+            f"this customer's region files requests under {derived}; only a compliance:write"
+            f" key may file one under another regulation ({chosen}): leave `regulation` out",
+            field="regulation",
+        )
+    return {"regulation_override": {"region_regulation": derived}}
+
+
 async def create(
     core: Core,
     subject_id: UUID,
@@ -186,7 +203,9 @@ async def create(
     """File a request; the regulation defaults to the customer's region's. `verified_by` files
     it already verified (the customer proved who they are by the way they asked).
     `on_created(tx, request)` runs in the same transaction (an opt-out applied at once)."""
-    regulation = regulation or core.policy.region(region).regulation
+    derived = core.policy.region(region).regulation
+    regulation = regulation or derived
+    override = _regulation_override(actor, derived, regulation)
     rules = core.policy.regulations.get(regulation)
     if rules is None:
         known = ", ".join(sorted(core.policy.regulations))
@@ -238,6 +257,7 @@ async def create(
             channel=channel.value,
             due=times.respond_by.isoformat(),
             **({"verified_by": verified_by} if verified_by else {}),
+            **override,
         )
         request = await _load(tx, rid, key)
         if on_created is not None:

@@ -20,7 +20,7 @@ from consentry.domain.policy import Policy
 from consentry.services import reads
 from consentry.services.core import Core
 from consentry.services.errors import Invalid
-from consentry.services.principals import Principal
+from consentry.services.principals import Principal, recorded_source
 from consentry.storage.writer import WriteTx
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -139,9 +139,15 @@ async def read(core: Core, subject_id: UUID, actor: Principal | None = None) -> 
 
 
 async def change(
-    core: Core, subject_id: UUID, patch: PreferencePatch, *, source: str, actor: Principal
+    core: Core,
+    subject_id: UUID,
+    patch: PreferencePatch,
+    *,
+    source: str | None,
+    actor: Principal,
 ) -> dict[str, Any]:
     validate(core.policy, patch)
+    recorded = recorded_source(actor, source).value
 
     async def job(tx: WriteTx) -> dict[str, Any]:
         tx.concerns(subject_id)
@@ -163,7 +169,7 @@ async def change(
             record_id,
             subject_id,
             json.dumps(changes, sort_keys=True),
-            source,
+            recorded,
             actor.actor,
             core.policy.version,
             tx.now,
@@ -183,7 +189,7 @@ async def change(
             "preferences.changed",
             f"subject:{subject_id}",
             fields=patch.changed_fields(),
-            source=source,
+            source=recorded,
             record=str(record_id),
         )
         return doc

@@ -8,6 +8,7 @@ and a thread, per query); writes happen only inside transactions, which the sing
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -83,6 +84,35 @@ class UnstorableText(ValueError):
 
 class UnstorableTime(ValueError):
     """A time that falls outside years 1-9999 once converted to UTC."""
+
+
+class StorageFull(RuntimeError):
+    """The data store has no room left (disk or database full): nothing was recorded.
+
+    Transient from the caller's point of view: the same request succeeds once an operator frees
+    space, with no restart. The API answers 503 with Retry-After.
+    """
+
+    retry_after = 30  # seconds: long enough for an operator's alert, short enough for a client
+
+    def __init__(self, detail: str = "the storage is full") -> None:
+        super().__init__(detail)
+
+
+# PostgreSQL class 53 "insufficient resources": disk_full, out_of_memory. SQLite: SQLITE_FULL.
+_FULL_SQLSTATES = frozenset({"53100", "53200"})
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether an error of either engine, or of the file system, means "no room left"."""
+    if isinstance(exc, StorageFull):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_FULL or (code is None and "is full" in str(exc))
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return getattr(exc, "sqlstate", None) in _FULL_SQLSTATES
 
 
 def _checked(args: Sequence[Any]) -> Sequence[Any]:
@@ -216,8 +246,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         if isinstance(self.engine, PostgresEngine):
-            async with self.engine.transaction() as tx:
-                yield Transaction(tx.connection, postgres=True)
+            # asyncpg's own transaction, not piccolo's: when COMMIT fails (a deferred check, a
+            # full disk) piccolo neither releases the connection nor resets its "current
+            # transaction", and every later transaction of the task would join the dead one.
+            assert self.engine.pool is not None, "Database.start() opens the pool"
+            async with self.engine.pool.acquire() as conn, conn.transaction():
+                yield Transaction(conn, postgres=True)
         else:
             async with self._sqlite_transaction() as tx:
                 yield tx

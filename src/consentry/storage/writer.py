@@ -5,6 +5,11 @@ job inside its own savepoint so a failing job takes back only its own rows and a
 The audit head is read (and on PostgreSQL locked) at the start of every batch, so writers in
 other processes serialize on it instead of forking the chain. A job's result is handed back
 only after COMMIT: acknowledged means durable.
+
+A full disk is the batch's failure, not a job's: the first job (or audit append, or COMMIT) that
+finds no room rolls the whole transaction back and every job of the batch fails with
+`StorageFull`. Nothing is half written, the in-memory head stays at what was committed, and the
+next batch, once space returns, chains on from the stored head.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import structlog
 from consentry.audit.chain import AuditDraft, AuditEntry, canonical_json, chain, purposes_of
 from consentry.clock import Clock
 from consentry.crypto.envelope import encrypt, is_sealed
-from consentry.storage.database import Database, Row, Transaction
+from consentry.storage.database import Database, Row, StorageFull, Transaction, is_storage_full
 from consentry.storage.idempotency import (
     IdempotencyScope,
     KeyReused,
@@ -140,6 +145,7 @@ class Writer:
         self.batches = 0
         self.jobs = 0
         self.head_seq = 0  # the audit head after this writer's last commit
+        self._pending_head = 0  # the head the open batch will have once it commits
         self.on_commit: list[Callable[[int], None]] = []  # called with head_seq after COMMIT
 
     async def start(self) -> None:
@@ -179,11 +185,14 @@ class Writer:
             async with self._db.transaction() as tx:
                 await self._apply(tx, batch)
         except Exception as exc:  # the batch as a whole failed: nothing was committed
-            log.error("writer.batch_failed", error=type(exc).__name__, jobs=len(batch))
+            full = is_storage_full(exc)
+            log.error("writer.batch_failed", error=type(exc).__name__, jobs=len(batch), full=full)
             for item in batch:
                 if not item.future.done():
-                    item.future.set_exception(item.error or exc)
+                    # no room: every job failed alike (a job's own error was rolled back too)
+                    item.future.set_exception(StorageFull() if full else item.error or exc)
             return
+        self.head_seq = self._pending_head  # only now is the new head durable
         self.batches += 1
         self.jobs += len(batch)
         for listener in self.on_commit:
@@ -211,6 +220,8 @@ class Writer:
                 for draft in wtx.drafts:  # a draft that cannot be hashed fails its own job only
                     canonical_json([draft.actor, draft.action, draft.target, draft.details])
             except Exception as exc:
+                if is_storage_full(exc):
+                    raise  # the disk is full for every job: take the whole batch back
                 item.error = exc
                 await wtx._end_job(ok=False)
                 continue
@@ -226,9 +237,9 @@ class Writer:
                 policy_version=self._policy_version(),
             )
             await _append(tx, entries)
-            self.head_seq = entries[-1].seq
+            self._pending_head = entries[-1].seq
         else:
-            self.head_seq = int(head["seq"])
+            self._pending_head = int(head["seq"])
 
 
 async def _run_job(tx: WriteTx, item: _Pending[Any], retention: timedelta) -> Any:

@@ -15,7 +15,7 @@ from consentry.api.auth import require
 from consentry.api.deps import CoreDep, Cursor, Instant, Limit, PrincipalDep, plain
 from consentry.audit.chain import AuditEntry
 from consentry.audit.checkpoints import Checkpoint
-from consentry.services import audit_log, audit_tree, customers
+from consentry.services import audit_log, audit_notes, audit_tree, customers
 from consentry.services.audit_log import AuditFilter
 from consentry.services.core import Core
 from consentry.services.errors import Invalid
@@ -37,9 +37,18 @@ Action = Annotated[
 ]
 
 
-def entry_out(e: AuditEntry) -> s.AuditEntryOut:
+def entry_out(e: AuditEntry, reasons: dict[int, str] | None = None) -> s.AuditEntryOut:
     return s.AuditEntryOut(
-        e.seq, e.at, e.actor, e.action, e.target, e.details, e.policy_version, e.prev_hash, e.hash
+        e.seq,
+        e.at,
+        e.actor,
+        e.action,
+        e.target,
+        e.details,
+        e.policy_version,
+        e.prev_hash,
+        e.hash,
+        (reasons or {}).get(e.seq),
     )
 
 
@@ -97,7 +106,8 @@ class AuditController(Controller):
         page = await audit_log.list_entries(
             core, audit_filter, order=order, cursor=cursor, limit=limit
         )
-        return s.AuditPage([entry_out(e) for e in page.items], page.next_cursor)
+        opened = await audit_notes.reasons(core, page.items)
+        return s.AuditPage([entry_out(e, opened) for e in page.items], page.next_cursor)
 
     @get(
         "/entries/{seq:int}",
@@ -108,7 +118,8 @@ class AuditController(Controller):
     )
     async def entry(self, core: CoreDep, principal: PrincipalDep, seq: Seq) -> s.AuditEntryOut:
         require(principal, Scope.COMPLIANCE_READ)
-        return entry_out(await audit_log.get_entry(core, seq))
+        found = await audit_log.get_entry(core, seq)
+        return entry_out(found, await audit_notes.reasons(core, [found]))
 
     @get(
         "/entries/{seq:int}/proof",

@@ -36,7 +36,7 @@ def to_request(data: JSONBody[s.ConsentRequest], gpc: str | None) -> consents.Re
             )
             for d in data.decisions
         ],
-        source=Source(data.source),
+        source=Source(data.source) if data.source else None,
         evidence=consents.Evidence(evidence.ip, evidence.user_agent, evidence.url),
         gpc=(gpc or "").strip() == "1",
     )

@@ -224,13 +224,11 @@ class RequestController(Controller):
         status_code=201,
     )
     async def download_link(
-        self, request: Request[Any, Any, Any], core: CoreDep, principal: PrincipalDep,
-        request_id: UUID,
-    ) -> s.DownloadLinkOut:  # fmt: skip
+        self, core: CoreDep, principal: PrincipalDep, request_id: UUID
+    ) -> s.DownloadLinkOut:
         require(principal, *HANDLE)
         found = await dsr_export.link(core, request_id, principal)
-        url = str(request.base_url).rstrip("/") + f"/v1/exports/{found.token}"
-        return s.DownloadLinkOut(url, found.expires_at)
+        return s.DownloadLinkOut(found.url, found.expires_at)
 
     @get(
         "/{request_id:uuid}/export",
