@@ -35,8 +35,8 @@ Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
 
 
 class Instant(datetime):
-    """A time in a query string: any RFC 3339 date-time, or a date meaning its midnight UTC (a
-    time without an offset is taken as UTC). Handlers hand services `plain(...)` of it."""
+    """A time in a query string: any RFC 3339 date-time (with its offset), or a date meaning its
+    midnight UTC. Handlers hand services `plain(...)` of it."""
 
 
 INSTANT_HELP = "expected an RFC 3339 date-time such as 2026-12-05T10:00:00Z, or a date: 2026-12-05"
@@ -50,6 +50,8 @@ def decode_instant(_: type, value: Any) -> Instant:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(INSTANT_HELP) from None
+    if when.tzinfo is None and len(text) > 10:  # a time of day with no offset is ambiguous
+        raise ValueError(f"a time needs its UTC offset (Z or +hh:mm): {INSTANT_HELP}")
     return Instant(
         when.year,
         when.month,
