@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from litestar import Request
 from litestar.di import NamedDependency
@@ -19,6 +19,7 @@ from consentry.services.principals import Principal
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
+D = TypeVar("D", bound=datetime)
 CoreDep = NamedDependency[Core]
 PrincipalDep = NamedDependency[Principal]
 ClientDep = NamedDependency[str]  # the client's address, from `client_address`
@@ -52,23 +53,18 @@ def decode_instant(_: type, value: Any) -> Instant:
         raise ValueError(INSTANT_HELP) from None
     if when.tzinfo is None and len(text) > 10:  # a time of day with no offset is ambiguous
         raise ValueError(f"a time needs its UTC offset (Z or +hh:mm): {INSTANT_HELP}")
-    return Instant(
-        when.year,
-        when.month,
-        when.day,
-        when.hour,
-        when.minute,
-        when.second,
-        when.microsecond,
-        tzinfo=when.tzinfo or UTC,
-    )
+    return _copy(Instant, when, when.tzinfo or UTC)
 
 
 def plain(when: datetime | None) -> datetime | None:
     """A plain datetime (the storage layer adapts exact types only)."""
     if when is None or type(when) is datetime:
         return when
-    return datetime(
+    return _copy(datetime, when, when.tzinfo)
+
+
+def _copy(cls: type[D], when: datetime, tzinfo: tzinfo | None) -> D:
+    return cls(
         when.year,
         when.month,
         when.day,
@@ -76,7 +72,7 @@ def plain(when: datetime | None) -> datetime | None:
         when.minute,
         when.second,
         when.microsecond,
-        tzinfo=when.tzinfo,
+        tzinfo=tzinfo,
     )
 
 
