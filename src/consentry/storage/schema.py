@@ -5,7 +5,7 @@ column added to a shipped table is listed in `tables.ADDED_COLUMNS` and added he
 
 from __future__ import annotations
 
-from piccolo.table import Table, create_db_tables
+from piccolo.table import Table, sort_table_classes
 
 from consentry.storage.database import Database, Transaction
 from consentry.storage.tables import ADDED_COLUMNS, CORE_TABLES, DROPPED_TABLES, EXTRA_INDEXES
@@ -16,8 +16,15 @@ SCHEMA_VERSION = "2"
 async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> None:
     tables = CORE_TABLES + extra_tables
     db.bind(tables)
-    await create_db_tables(*tables, if_not_exists=True)
+    # Our transaction, not piccolo's: SQLite's BEGIN IMMEDIATE waits for another process's write
+    # (piccolo's deferred one read first and was refused the write at once: "database is
+    # locked"); PostgreSQL instances starting together take turns on an advisory lock.
     async with db.transaction() as tx:
+        if tx.postgres:
+            await tx.execute("SELECT pg_advisory_xact_lock(hashtext('consentry.migrate'))")
+        for made in sort_table_classes(list(tables)):
+            for ddl in made.create_table(if_not_exists=True).ddl:
+                await tx.execute(ddl)
         for table in DROPPED_TABLES:
             await tx.execute(f"DROP TABLE IF EXISTS {table}")
         for table, column, sql_type in ADDED_COLUMNS:
