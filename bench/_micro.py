@@ -14,7 +14,7 @@ from uuid import uuid4
 
 from consentry.domain.consent import ConsentState, Decision, Preferences
 from consentry.domain.decision import evaluate
-from consentry.domain.policy import Policy
+from consentry.domain.purposes import Policy
 from consentry.policy.loader import load_policy
 
 POLICY = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"

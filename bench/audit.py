@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 
 from consentry.audit.chain import GENESIS_HASH, AuditDraft, canonical_json, chain, purposes_of
-from consentry.services.core import close_core, open_core
+from consentry.boot import close_core, open_core
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
 

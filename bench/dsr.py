@@ -27,11 +27,15 @@ from typing import Any
 
 import asyncpg
 
-from consentry.plugins.manager import first_party
-from consentry.services import customers, dsr, dsr_export, events
-from consentry.services.core import Core, close_core, open_core
-from consentry.services.dsr_requests import RequestType
-from consentry.services.principals import SYSTEM
+from consentry.boot import close_core, open_core
+from consentry.core.principals import SYSTEM
+from consentry.core.runtime import Core
+from consentry.customers import records as customers
+from consentry.dsr import export as dsr_export
+from consentry.dsr import workflow as dsr
+from consentry.dsr.requests import RequestType
+from consentry.host.manager import first_party
+from consentry.ledger import events
 from consentry.settings import Settings
 
 POSTGRES_URL = os.environ.get(

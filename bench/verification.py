@@ -27,10 +27,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from consentry.api.app import create_app
-from consentry.plugins.manager import first_party
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import close_core, open_core
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
+from consentry.host.manager import first_party
 from consentry.settings import Settings
 
 POSTGRES_URL = os.environ.get(

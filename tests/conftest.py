@@ -16,10 +16,11 @@ import asyncpg
 import httpx
 import pytest
 
-from consentry.api.app import create_app
-from consentry.plugins.manager import first_party
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import Core, close_core, open_core
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
+from consentry.core.runtime import Core
+from consentry.host.manager import first_party
 from consentry.settings import Settings
 
 POSTGRES_URL = os.environ.get(

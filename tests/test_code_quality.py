@@ -34,12 +34,12 @@ def test_mypy_strict_is_clean() -> None:
 
 ENTRY_MODULES = [
     "consentry.plugins",
-    "consentry.plugins.context",
-    "consentry.plugins.gate",
-    "consentry.services.reactions",
-    "consentry.services.consents",
-    "consentry.services.core",
-    "consentry.api.app",
+    "consentry.host.context",
+    "consentry.host.gate",
+    "consentry.ledger.reactions",
+    "consentry.ledger.consents",
+    "consentry.core.runtime",
+    "consentry.app",
     "consentry.testing",
 ]
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentry.domain.policy import Policy
+from consentry.core.errors import Invalid
+from consentry.domain.purposes import Policy
 from consentry.query.ast import And, Condition, EventCount, Node, Not, Or, Scalar
-from consentry.services.errors import Invalid
 
 CAPABILITY = "segments.membership"
 EVENTS_CATEGORY = "behavior"

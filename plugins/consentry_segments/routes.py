@@ -24,15 +24,15 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, PathParameter
 from msgspec import Meta, Struct
 
-from consentry.api.auth import require
-from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.core.errors import Invalid, NotFound
+from consentry.core.pagination import decode_cursor, encode_cursor
+from consentry.core.principals import Principal, Scope
+from consentry.core.runtime import Core
 from consentry.domain.text import clean_name
-from consentry.plugins.context import CoreContext
-from consentry.plugins.gate import CoreGate
-from consentry.services.core import Core
-from consentry.services.errors import Invalid, NotFound
-from consentry.services.pagination import decode_cursor, encode_cursor
-from consentry.services.principals import Principal, Scope
+from consentry.host.context import CoreContext
+from consentry.host.gate import CoreGate
+from consentry.http.auth import require
+from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.storage.writer import WriteTx
 from consentry_segments import store
 from consentry_segments.filters import (

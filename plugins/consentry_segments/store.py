@@ -17,8 +17,8 @@ from piccolo.columns import UUID as UUIDColumn
 from piccolo.columns import Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from consentry.domain.policy import Policy
-from consentry.services.errors import Invalid, NotFound
+from consentry.core.errors import Invalid, NotFound
+from consentry.domain.purposes import Policy
 from consentry.storage.writer import WriteTx
 from consentry_segments.filters import Segment, parse
 

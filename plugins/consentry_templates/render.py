@@ -19,11 +19,11 @@ import liquid
 import structlog
 from liquid.exceptions import LiquidError
 
-from consentry.domain.policy import Policy
-from consentry.plugins.gate import CoreGate
+from consentry.core.errors import Conflict, Invalid
+from consentry.core.runtime import Core
+from consentry.domain.purposes import Policy
+from consentry.host.gate import CoreGate
 from consentry.plugins.types import GateRefused, SubjectView
-from consentry.services.core import Core
-from consentry.services.errors import Conflict, Invalid
 from consentry_templates.sandbox import KINDS, Budget, Sandbox, message_of
 from consentry_templates.store import Stored
 from consentry_templates.variables import (

@@ -16,13 +16,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
-from consentry.api.auth import require
-from consentry.api.deps import CoreDep, Cursor, Limit, PrincipalDep
-from consentry.api.problems import MEDIA_TYPE
-from consentry.api.schemas import Problem
-from consentry.api.writes import respond
+from consentry.core.principals import Scope
 from consentry.domain.text import clean_name
-from consentry.services.principals import Scope
+from consentry.http.auth import require
+from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.http.problems import MEDIA_TYPE
+from consentry.http.schemas import Problem
+from consentry.http.writes import respond
 from consentry_templates import store
 from consentry_templates.render import CAPABILITY, Runtime
 from consentry_templates.sandbox import MAX_SOURCE

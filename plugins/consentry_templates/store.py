@@ -15,9 +15,9 @@ from piccolo.columns import UUID as UUIDColumn
 from piccolo.columns import Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from consentry.services.core import Core
-from consentry.services.errors import Conflict, NotFound
-from consentry.services.pagination import Page, check_limit, decode_cursor, page_of
+from consentry.core.errors import Conflict, NotFound
+from consentry.core.pagination import Page, check_limit, decode_cursor, page_of
+from consentry.core.runtime import Core
 from consentry.storage.writer import WriteTx
 
 TABLE = "templates_templates"

@@ -23,7 +23,7 @@ from typing import Any
 import liquid
 from liquid.static_analysis import Variable
 
-from consentry.domain.policy import Policy
+from consentry.domain.purposes import Policy
 from consentry.plugins.types import SubjectView
 
 COMPANY_FIELDS = ("name", "contact", "policy_url")

@@ -12,8 +12,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from consentry import audit_cli, dsr_cli, keys_cli
-from consentry.plugins.manager import ENTRY_POINT_GROUP, Plugins
+from consentry.access import cli as keys_cli
+from consentry.audit_log import cli as audit_cli
+from consentry.dsr import cli as dsr_cli
+from consentry.host.manager import ENTRY_POINT_GROUP, Plugins
 from consentry.plugins.types import Command
 from consentry.settings import NoData, Settings, SettingsError, settings_table, unknown_names
 
@@ -148,7 +150,7 @@ def _run(
         sys.stdout.write(settings_table())
         return 0
     if args.command == "receipt":
-        from consentry.receipt_cli import verify_receipt
+        from consentry.ledger.receipt_cli import verify_receipt
 
         code, message = verify_receipt(args.file, args.public_key)
         print(message, file=sys.stdout if code == 0 else sys.stderr)
@@ -159,7 +161,7 @@ def _run(
 def _plugin_commands(sub: Any, settings: Settings) -> dict[str, tuple[Plugins, str, Command]]:
     """Commands plugins contribute; loaded only when the first word is not a built-in command,
     so plugins never slow down the service's own commands."""
-    from consentry.services.core import load_plugins
+    from consentry.boot import load_plugins
 
     plugins = load_plugins(settings)
     found = {}
@@ -172,20 +174,19 @@ def _plugin_commands(sub: Any, settings: Settings) -> dict[str, tuple[Plugins, s
 async def _run_plugin_command(
     settings: Settings, found: tuple[Plugins, str, Command], args: argparse.Namespace
 ) -> int:
-    from consentry.plugins.context import CoreContext
-    from consentry.services.core import close_core, open_core
+    from consentry.boot import close_core, open_core
 
     plugins, owner, command = found
     core = await open_core(settings, plugins=plugins, create=False)
     try:
-        return await command.run(args, CoreContext(core, owner))
+        return await command.run(args, core.plugin_context(owner))
     finally:
         await close_core(core)
 
 
 async def _migrate(settings: Settings, *, create: bool) -> int:
     """Creates or updates the tables; a new data folder (and secrets) only with --create."""
-    from consentry.services.core import close_core, missing_data, open_core
+    from consentry.boot import close_core, missing_data, open_core
 
     if not create and (problem := missing_data(settings)):
         raise NoData(problem)
@@ -222,7 +223,7 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _plugins(settings: Settings) -> int:
-    from consentry.services.core import load_plugins
+    from consentry.boot import load_plugins
 
     try:
         plugins = load_plugins(settings)
@@ -240,9 +241,9 @@ def _plugins(settings: Settings) -> int:
 
 
 def openapi_document() -> str:
-    from consentry.api.app import create_app
-    from consentry.api.openapi_document import document
-    from consentry.plugins.manager import first_party
+    from consentry.app import create_app
+    from consentry.host.manager import first_party
+    from consentry.http.openapi_document import document
 
     # first-party plugins only: the committed document must not depend on what else is installed
     app = create_app(Settings(plugins=",".join(first_party())))

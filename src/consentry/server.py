@@ -12,9 +12,9 @@ import uvicorn
 from litestar.types import ASGIApp
 
 from consentry import logs
-from consentry.api.app import create_app
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import close_core, open_core
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
 from consentry.settings import PACKAGED_POLICY, Settings
 
 

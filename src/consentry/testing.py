@@ -31,15 +31,17 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from consentry.api.app import create_app
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
 from consentry.clock import Clock, system_clock
+from consentry.core.principals import Principal
+from consentry.core.runtime import Core
+from consentry.customers import records as customers
 from consentry.domain.consent import Decision
-from consentry.plugins.context import CoreContext
-from consentry.plugins.manager import Plugins
-from consentry.services import consents, customers
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import Core, close_core, open_core
-from consentry.services.principals import Principal
+from consentry.host.context import CoreContext
+from consentry.host.manager import Plugins
+from consentry.ledger import consents
 from consentry.settings import Settings
 
 __all__ = [

@@ -20,10 +20,11 @@ import httpx
 import pytest
 import uvicorn
 
-from consentry.api.app import create_app
+from consentry.app import create_app
 from consentry.cli import openapi_document
-from consentry.services import customers, verification
-from consentry.services.core import Core
+from consentry.core.runtime import Core
+from consentry.customers import records as customers
+from consentry.dsr import verification
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
 

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from consentry.api.app import create_app
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
 from consentry.clock import FrozenClock
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import close_core, open_core
 from consentry.settings import Settings
 
 Client = httpx.AsyncClient

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 
 Client = httpx.AsyncClient
 

@@ -13,8 +13,8 @@ import httpx
 
 from consentry.audit import merkle
 from consentry.audit.verify import verify_export
+from consentry.core.runtime import Core
 from consentry.crypto.signing import KeyRing
-from consentry.services.core import Core
 from consentry.settings import Settings
 
 Client = httpx.AsyncClient

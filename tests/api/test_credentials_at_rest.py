@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from consentry.api.app import create_app
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
 from consentry.clock import FrozenClock
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import Core, close_core, open_core
+from consentry.core.runtime import Core
 from consentry.settings import Settings
 from consentry.storage.keystore import split_search_path
 from consentry.storage.retention import IdempotencyPurger

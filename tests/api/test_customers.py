@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 
 Client = httpx.AsyncClient
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from consentry.api.app import create_app
+from consentry.app import create_app
+from consentry.core.runtime import Core
 from consentry.server import with_public_url
-from consentry.services.core import Core
 from consentry.settings import Settings
 
 

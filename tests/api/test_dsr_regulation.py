@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 
 
 async def new_key(client: httpx.AsyncClient, scope: str) -> dict[str, str]:

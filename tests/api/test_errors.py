@@ -11,8 +11,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from consentry.api.app import create_app
-from consentry.services.core import Core
+from consentry.app import create_app
+from consentry.core.runtime import Core
 from consentry.settings import Settings
 
 Client = httpx.AsyncClient

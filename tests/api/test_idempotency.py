@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 
 Client = httpx.AsyncClient
 URL = "/v1/customers/c-1/consents"

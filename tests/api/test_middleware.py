@@ -10,8 +10,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from consentry.api.app import create_app
-from consentry.services.core import Core
+from consentry.app import create_app
+from consentry.core.runtime import Core
 from consentry.settings import Settings
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -13,9 +13,9 @@ from jsonschema import Draft202012Validator
 from litestar import post
 from openapi_spec_validator import validate
 
-from consentry.api.app import create_app
-from consentry.api.openapi_document import document, readable_operation_id
+from consentry.app import create_app
 from consentry.cli import openapi_document
+from consentry.http.openapi_document import document, readable_operation_id
 from consentry.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
+from consentry.core.runtime import Core
 from consentry.crypto.signing import KeyRing, jws_verify
-from consentry.services.core import Core
 
 Client = httpx.AsyncClient
 UA = '<script>alert("x")</script> Evil/1.0'

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import uvicorn
 
-from consentry.api.app import create_app
+from consentry.app import create_app
+from consentry.core.runtime import Core
 from consentry.server import uvicorn_config
-from consentry.services.core import Core
 from consentry.settings import Settings
 
 BAD_KEY = "Bearer ck_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 
 REASON = "ticket 4711 from Ann Lee"
 

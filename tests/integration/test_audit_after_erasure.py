@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 
 from consentry.audit.verify import verify_export
+from consentry.core.runtime import Core
 from consentry.crypto.signing import KeyRing
-from consentry.services.core import Core
 
 EMAIL = "Wilhelmina.Quarterfield@Example.NET"
 PHONE = "+44 20 7946 0958"

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from consentry.audit.chain import AuditEntry, verify
+from consentry.core.runtime import Core
 from consentry.crypto.tokens import parse_api_key
-from consentry.services.core import Core
 
 Client = httpx.AsyncClient
 

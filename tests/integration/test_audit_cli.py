@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
 from consentry.testing import run_cli

@@ -10,10 +10,11 @@ import pytest
 from consentry.audit import merkle
 from consentry.audit.checkpoints import check_signature
 from consentry.audit.verify import ROW_COLUMNS, LogVerifier, Report
+from consentry.audit_log import tree as audit_tree
+from consentry.audit_log.verify import verify_database
+from consentry.boot import close_core, open_core
+from consentry.core.runtime import Core
 from consentry.crypto.signing import KeyRing, SigningKey
-from consentry.services import audit_tree
-from consentry.services.audit_verify import verify_database
-from consentry.services.core import Core, close_core, open_core
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
 

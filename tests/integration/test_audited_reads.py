@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 
 
 async def _actions(core: Core) -> list[str]:

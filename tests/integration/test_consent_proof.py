@@ -16,13 +16,14 @@ import httpx
 import pytest
 import yaml
 
-from consentry.api.app import create_app
+from consentry.access.keys import bootstrap_admin_key, create_key
+from consentry.app import create_app
 from consentry.audit import merkle
+from consentry.boot import close_core, open_core
 from consentry.clock import FrozenClock
-from consentry.services.access import bootstrap_admin_key, create_key
-from consentry.services.consent_proof import consent_proof
-from consentry.services.core import Core, close_core, open_core
-from consentry.services.principals import SYSTEM
+from consentry.core.principals import SYSTEM
+from consentry.core.runtime import Core
+from consentry.ledger.proofs import consent_proof
 from consentry.settings import DEFAULT_POLICY, Settings
 
 Client = httpx.AsyncClient

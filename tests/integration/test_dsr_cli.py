@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from consentry.domain.bundle import read_bundle
+from consentry.dsr.bundle import read_bundle
 from consentry.settings import Settings
 from consentry.testing import run_cli as consentry
 

@@ -15,12 +15,13 @@ from uuid import UUID
 import httpx
 import pytest
 
-from consentry.api.app import create_app
-from consentry.domain.bundle import read_bundle
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
+from consentry.core.runtime import Core
+from consentry.dsr.bundle import read_bundle
+from consentry.host.manager import Plugins
 from consentry.plugins import PluginContext, hookimpl
-from consentry.plugins.manager import Plugins
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import Core, close_core, open_core
 from consentry.settings import Settings
 
 

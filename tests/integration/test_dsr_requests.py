@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from consentry.boot import load_plugins
 from consentry.clock import FrozenClock
-from consentry.services.core import Core, load_plugins
+from consentry.core.runtime import Core
 from consentry.settings import Settings
 from consentry.testing import running_service
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from consentry.audit.verify import verify_export
+from consentry.core.runtime import Core
 from consentry.crypto.envelope import DecryptionError, decrypt, decrypt_json
 from consentry.crypto.signing import KeyRing, jws_verify
-from consentry.services.core import Core
 from consentry.settings import Settings
 from consentry.storage.keystore import split_search_path
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from consentry.api.app import create_app
-from consentry.services.access import bootstrap_admin_key, create_key
-from consentry.services.core import close_core, open_core
-from consentry.services.principals import SYSTEM
+from consentry.access.keys import bootstrap_admin_key, create_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
+from consentry.core.principals import SYSTEM
 from consentry.settings import Settings
 from consentry.testing import run_cli as consentry
 

@@ -13,15 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentry.boot import close_core, open_core
 from consentry.clock import FrozenClock
+from consentry.core.principals import SYSTEM
+from consentry.core.runtime import Core
+from consentry.customers import records as customers
 from consentry.domain.consent import Decision, Source
-from consentry.plugins.gate import CoreGate
-from consentry.plugins.manager import Plugins
+from consentry.host.gate import CoreGate
+from consentry.host.manager import Plugins
+from consentry.ledger import consents
 from consentry.plugins.types import GateRefused
 from consentry.query.ast import Condition
-from consentry.services import consents, customers
-from consentry.services.core import Core, close_core, open_core
-from consentry.services.principals import SYSTEM
 from consentry.settings import Settings
 
 ATTRIBUTES = {

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 from consentry.settings import Settings
 from consentry.testing import run_cli as consentry
 

@@ -14,14 +14,15 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentry.api.app import create_app
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
 from consentry.clock import FrozenClock
+from consentry.core.runtime import Core
 from consentry.domain.consent import ConsentState, Decision, Preferences
 from consentry.domain.decision import evaluate
+from consentry.ledger.projection import drift
 from consentry.policy.loader import load_policy
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import Core, close_core, open_core
-from consentry.services.ledger import drift
 from consentry.settings import DEFAULT_POLICY, Settings
 
 Client = httpx.AsyncClient

@@ -9,7 +9,7 @@ import sqlite3
 from piccolo.columns import Varchar
 from piccolo.table import Table
 
-from consentry.services.core import Core
+from consentry.core.runtime import Core
 from consentry.storage.database import Database
 from consentry.storage.schema import migrate
 

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from consentry.core.runtime import Core
+from consentry.host.manager import Plugins
 from consentry.plugins import ConsentChange, CustomerEvent, PluginContext, hookimpl
-from consentry.plugins.manager import Plugins
-from consentry.services.core import Core
 from consentry.settings import Settings
 from consentry.testing import running_service
 

@@ -12,6 +12,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from consentry.core.errors import NotFound
+from consentry.core.principals import SYSTEM, Principal
+from consentry.core.runtime import Core
 from consentry.crypto.signing import (
     KeyRing,
     SignatureError,
@@ -21,15 +24,12 @@ from consentry.crypto.signing import (
     jws_sign,
     jws_verify,
 )
+from consentry.customers.records import CustomerUpsert, upsert
 from consentry.domain.consent import Decision, Source
-from consentry.receipt_cli import verify_receipt
-from consentry.services import consents
-from consentry.services.consents import DecisionIn, RecordRequest
-from consentry.services.core import Core
-from consentry.services.customers import CustomerUpsert, upsert
-from consentry.services.errors import NotFound
-from consentry.services.principals import SYSTEM, Principal
-from consentry.services.receipts import RECEIPT_VERSION, receipt_for, receipt_id
+from consentry.ledger import consents
+from consentry.ledger.consents import DecisionIn, RecordRequest
+from consentry.ledger.receipt_cli import verify_receipt
+from consentry.ledger.receipts import RECEIPT_VERSION, receipt_for, receipt_id
 
 STAFF = Principal("key", "k-test")
 

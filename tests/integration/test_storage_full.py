@@ -31,8 +31,9 @@ from tests.integration.test_writer import (
 )
 
 from consentry.audit.chain import verify
-from consentry.services import customers
-from consentry.services.core import Core, close_core, open_core
+from consentry.boot import close_core, open_core
+from consentry.core.runtime import Core
+from consentry.customers import records as customers
 from consentry.settings import Settings
 from consentry.storage.database import StorageFull, is_storage_full
 from consentry.storage.writer import WriteTx

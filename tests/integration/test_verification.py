@@ -24,10 +24,11 @@ import structlog
 from aiosmtpd.controller import Controller
 
 from consentry import logs
-from consentry.api.app import create_app
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
 from consentry.clock import Clock, FrozenClock, system_clock
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import Core, close_core, open_core
+from consentry.core.runtime import Core
 from consentry.settings import Settings
 from consentry.storage.schema import migrate
 

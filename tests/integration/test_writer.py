@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from consentry.audit.chain import AuditEntry, verify
-from consentry.services.core import Core, close_core, open_core
+from consentry.boot import close_core, open_core
+from consentry.core.runtime import Core
 from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.idempotency import (

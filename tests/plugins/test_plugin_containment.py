@@ -15,8 +15,8 @@ from uuid import UUID, uuid4
 import pluggy
 import pytest
 
+from consentry.host.manager import PluginFailed, Plugins
 from consentry.plugins import Assignee, ConsentChange, Conversation, PluginContext, hookimpl
-from consentry.plugins.manager import PluginFailed, Plugins
 from consentry.testing import Service, running_service
 
 TIMEOUT = 0.2

@@ -14,8 +14,8 @@ from uuid import UUID
 import msgspec
 import pytest
 
+from consentry.host.manager import Plugins, discover
 from consentry.plugins import hookspecs
-from consentry.plugins.manager import Plugins, discover
 from consentry.policy.loader import load_policy
 from consentry.settings import Settings
 from consentry.testing import Service, running_service

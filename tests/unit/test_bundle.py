@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentry.domain.bundle import FORMAT, BundleError, build_bundle, read_bundle
+from consentry.dsr.bundle import FORMAT, BundleError, build_bundle, read_bundle
 
 NOW = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
 T0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)

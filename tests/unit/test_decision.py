@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from consentry.domain.consent import ConsentState, Decision, Preferences
 from consentry.domain.decision import Verdict, evaluate, evaluate_capability
-from consentry.domain.policy import ConsentModel, LegalBasis, Policy
+from consentry.domain.purposes import ConsentModel, LegalBasis, Policy
 from consentry.policy.loader import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]

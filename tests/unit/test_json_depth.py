@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from consentry.api.bodies import MAX_JSON_DEPTH, too_deep
+from consentry.http.bodies import MAX_JSON_DEPTH, too_deep
 
 
 def nested(depth: int) -> bytes:

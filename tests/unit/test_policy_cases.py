@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from consentry.domain.policy import Policy
+from consentry.domain.purposes import Policy
 from consentry.policy.cases import (
     REASON_CODES,
     CaseCheck,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentry.domain.deadlines import BUILTIN_REGULATIONS, Period, Regulation, Unit
-from consentry.domain.policy import ConsentModel, LegalBasis, Policy
+from consentry.domain.purposes import ConsentModel, LegalBasis, Policy
 from consentry.policy.loader import PolicyError, PolicyIssue, load_policy, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consentry.api.ratelimit import Limiter, RateLimits, client_address, retry_after
+from consentry.http.ratelimit import Limiter, RateLimits, client_address, retry_after
 
 
 class FakeClock:

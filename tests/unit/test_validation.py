@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from consentry.api import schemas as s
-from consentry.api.validation import allowed_values, field_errors
+from consentry.http import schemas as s
+from consentry.http.validation import allowed_values, field_errors
 
 SCOPES = "admin, compliance:read, compliance:write, backend:write, backend:read"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consentry.domain.consent import ConsentState, Decision, Preferences
-from consentry.domain.policy import LegalBasis, Policy, Purpose, Region
+from consentry.domain.purposes import LegalBasis, Policy, Purpose, Region
 
 
 @dataclass(frozen=True, slots=True)

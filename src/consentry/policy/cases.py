@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consentry.domain.policy import Policy
+from consentry.domain.purposes import Policy
 from consentry.policy._checker import Checker, listing
 from consentry.policy._nodes import PolicyError, PolicyIssue, YNode, child, parse_yaml
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from consentry.domain.consent import ConsentState, Decision, Preferences
 from consentry.domain.decision import evaluate, evaluate_capability
-from consentry.domain.policy import Policy
+from consentry.domain.purposes import Policy
 from consentry.policy.cases import CaseConsent, PolicyCase
 
 CASE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)

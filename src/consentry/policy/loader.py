@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from consentry.domain.deadlines import BUILTIN_REGULATIONS, Period, Regulation, parse_period
-from consentry.domain.policy import (
+from consentry.domain.purposes import (
     ConsentModel,
     DataCategory,
     Policy,
@@ -26,7 +26,7 @@ from consentry.domain.policy import (
 )
 from consentry.policy._checker import Checker, listing
 from consentry.policy._nodes import PolicyError, PolicyIssue, YNode, YScalar, child, parse_yaml
-from consentry.policy._purposes import IDENT, PurposeReader
+from consentry.policy._purpose_reader import IDENT, PurposeReader
 
 __all__ = ["PolicyError", "PolicyIssue", "load_policy", "parse_policy"]
 

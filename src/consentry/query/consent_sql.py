@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from consentry.domain.policy import ConsentModel, LegalBasis, Policy
+from consentry.domain.purposes import ConsentModel, LegalBasis, Policy
 from consentry.query.sql import Compiled
 
 

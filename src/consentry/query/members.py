@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from consentry.domain.policy import Policy
+from consentry.domain.purposes import Policy
 from consentry.query.ast import And, Condition, EventCount, Node, Not, Or
 from consentry.query.consent_sql import consent_condition
 from consentry.query.sql import compile_filter, subjects_from

@@ -12,11 +12,12 @@ import consentry_segments
 import httpx
 import pytest
 
-from consentry.api.app import create_app
+from consentry.access.keys import bootstrap_admin_key
+from consentry.app import create_app
+from consentry.boot import close_core, open_core
 from consentry.clock import FrozenClock
-from consentry.plugins.manager import Plugins
-from consentry.services.access import bootstrap_admin_key
-from consentry.services.core import Core, close_core, open_core
+from consentry.core.runtime import Core
+from consentry.host.manager import Plugins
 from consentry.settings import DEFAULT_POLICY, Settings
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 
 from consentry.clock import FrozenClock
+from consentry.core.principals import Principal
+from consentry.core.runtime import Core
+from consentry.customers.records import resolve
 from consentry.domain.consent import Decision, Source
-from consentry.services import consents
-from consentry.services.consents import DecisionIn, RecordRequest
-from consentry.services.core import Core
-from consentry.services.customers import resolve
-from consentry.services.principals import Principal
+from consentry.ledger import consents
+from consentry.ledger.consents import DecisionIn, RecordRequest
 
 Client = httpx.AsyncClient
 BASE = "/v1/plugins/segments"

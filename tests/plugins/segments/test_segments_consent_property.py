@@ -13,11 +13,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentry.core.runtime import Core
 from consentry.domain.consent import Decision
 from consentry.domain.decision import evaluate
+from consentry.ledger.consents import LedgerRecord, append, to_state
 from consentry.query.consent_sql import consent_condition
-from consentry.services.consents import LedgerRecord, append, to_state
-from consentry.services.core import Core
 from consentry.storage.writer import WriteTx
 
 from .conftest import T0

@@ -10,9 +10,9 @@ from consentry_segments.filters import parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentry.core.errors import Invalid
+from consentry.core.runtime import Core
 from consentry.query import members
-from consentry.services.core import Core
-from consentry.services.errors import Invalid
 from consentry.storage.writer import WriteTx
 
 from .conftest import T0

@@ -6,10 +6,10 @@ from __future__ import annotations
 import consentry_segments
 import httpx
 
-from consentry.plugins.context import CoreContext
-from consentry.plugins.manager import Plugins
-from consentry.services.core import Core
-from consentry.services.customers import resolve
+from consentry.core.runtime import Core
+from consentry.customers.records import resolve
+from consentry.host.context import CoreContext
+from consentry.host.manager import Plugins
 
 from .test_segments_api import BASE, create, customer, grant
 

@@ -17,11 +17,11 @@ from consentry_templates.render import Compiled, RenderFailed, compile_template,
 from consentry_templates.sandbox import Sandbox
 from consentry_templates.variables import Vocabulary, render_data
 
+from consentry.core.errors import Invalid
+from consentry.host.manager import Plugins
 from consentry.plugins import hookimpl
-from consentry.plugins.manager import Plugins
 from consentry.plugins.types import SubjectView
 from consentry.policy.loader import load_policy
-from consentry.services.errors import Invalid
 from consentry.settings import Settings
 
 POLICY = load_policy(Settings().policy_path)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from consentry.api.auth import require
-from consentry.api.deps import CoreDep, PrincipalDep
-from consentry.plugins.context import CoreContext
-from consentry.services.errors import Forbidden, Invalid, ServiceError
-from consentry.services.principals import Scope
+from consentry.core.errors import Forbidden, Invalid, ServiceError
+from consentry.core.principals import Scope
+from consentry.host.context import CoreContext
+from consentry.http.auth import require
+from consentry.http.deps import CoreDep, PrincipalDep
 from litestar import post
 
 from consentry_chat import deliveries, webhook

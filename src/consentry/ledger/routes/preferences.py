@@ -1,0 +1,80 @@
+"""Preferences of a customer: channels, topics, quiet hours, language, frequency cap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, patch
+from litestar.params import JSONBody
+
+from consentry.core.principals import READ_SCOPES, Scope
+from consentry.customers import records as customers
+from consentry.http import convert
+from consentry.http import schemas as s
+from consentry.http.auth import require
+from consentry.http.deps import CoreDep, ExternalIdPath, PrincipalDep
+from consentry.http.writes import respond
+from consentry.ledger import preferences
+
+
+def to_patch(data: JSONBody[s.PreferencesPatch]) -> preferences.PreferencePatch:
+    def kept(value: Any) -> Any:
+        if value is msgspec.UNSET:
+            return preferences.UNSET
+        return msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
+
+    return preferences.PreferencePatch(
+        channels=dict(data.channels) if data.channels else None,
+        topics=dict(data.topics) if data.topics else None,
+        quiet_hours=kept(data.quiet_hours),
+        language=kept(data.language),
+        frequency_cap_per_week=kept(data.frequency_cap_per_week),
+    )
+
+
+class PreferenceController(Controller):
+    path = "/v1/customers/{external_id:str}/preferences"
+    tags = ["preferences"]
+
+    @get(
+        "/",
+        summary="Read preferences",
+        description="Channels, topics, quiet hours, language and weekly frequency cap. Reading"
+        " them is"
+        " audited.",
+        operation_id="getPreferences",
+    )
+    async def read(
+        self, core: CoreDep, principal: PrincipalDep, external_id: ExternalIdPath
+    ) -> s.PreferencesOut:
+        require(principal, *READ_SCOPES)
+        subject_id, _ = await customers.resolve(core, external_id)
+        return convert.preferences(await preferences.read(core, subject_id, principal))
+
+    @patch(
+        "/",
+        summary="Change preferences",
+        description="Only the fields sent change; maps (channels, topics) merge; null clears"
+        " quiet_hours, language or frequency_cap_per_week. A channel switched off overrides"
+        " every purpose and topic on that channel, except transactional messages.",
+        operation_id="updatePreferences",
+    )
+    async def change(
+        self,
+        request: Request[Any, Any, Any],
+        core: CoreDep,
+        principal: PrincipalDep,
+        external_id: ExternalIdPath,
+        data: JSONBody[s.PreferencesPatch],
+    ) -> Response[s.PreferencesOut]:
+        require(principal, Scope.BACKEND_WRITE)
+        subject_id, _ = await customers.resolve(core, external_id)
+        return await respond(
+            request,
+            principal,
+            lambda: preferences.change(
+                core, subject_id, to_patch(data), source=data.source, actor=principal
+            ),
+            lambda doc: (200, convert.preferences(doc)),
+        )
