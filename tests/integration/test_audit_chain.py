@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from consentry.audit.chain import AuditEntry, verify
 from consentry.core.runtime import Core
@@ -100,226 +102,209 @@ def admin_actor(admin_key: str) -> str:
     return f"key:{parsed[0]}"
 
 
-async def test_every_change_appends_exactly_one_entry(
-    client: Client, core: Core, admin_key: str
-) -> None:
-    """Each write request (and each audited read) appends one entry with its action, naming the
-    subject by pseudonym; refused or replayed requests append none; the chain verifies."""
-    admin = admin_actor(admin_key)
+@dataclass(frozen=True)
+class Send:
+    """One request; `{key_id}`, `{confirmation}` in the path or body come from the `world`."""
 
-    r, e = await audited(
-        core,
-        lambda: client.put(
-            "/v1/customers/c-1",
-            json={
+    method: str
+    path: str
+    body: Any = None
+    headers: tuple[tuple[str, str], ...] = ()
+    as_customer: bool = False  # with the customer's token instead of the admin key
+
+
+@dataclass(frozen=True)
+class Case:
+    """A request and what it appends: one entry with `action` (or nothing when None)."""
+
+    id: str
+    send: Send
+    status: int
+    action: str | None
+    target: str | None = "subject"  # "subject" (c-1), "new subject", "key", or None
+    actor: str = "admin"  # or "customer"
+    details: dict[str, Any] | None = None  # the entry's details, when the case pins them
+    before: tuple[Send, ...] = ()  # requests made first, not checked
+    replays_before: bool = False  # the answer is the last `before` request's answer, replayed
+
+
+ANALYTICS = {"decisions": [{"purpose": "analytics", "decision": "granted"}]}
+RETRY = (("Idempotency-Key", "retry-1"),)
+CASES = [
+    Case(
+        "a new customer",
+        Send(
+            "PUT",
+            "/v1/customers/c-2",
+            {
                 "region": "US-CA",
-                "identities": {"email": "a@example.com"},
+                "identities": {"email": "b@example.com"},
                 "attributes": {"plan": "pro"},
             },
         ),
         201,
         "customer.created",
-    )
-    sid = r.json()["id"]
-    subject = f"subject:{sid}"
-    assert e["target"] == subject and e["actor"] == admin
-    assert json.loads(e["details"]) == {"fields": ["identity.email", "plan"], "region": "US-CA"}
-
-    await audited(
-        core,
-        lambda: client.put("/v1/customers/c-1", json={"attributes": {"company": "Acme"}}),
+        target="new subject",
+        details={"fields": ["identity.email", "plan"], "region": "US-CA"},
+    ),
+    Case(
+        "a customer changed",
+        Send("PUT", "/v1/customers/c-1", {"attributes": {"company": "Acme"}}),
         200,
         "customer.updated",
-        subject,
-    )
-
-    _, e = await audited(
-        core,
-        lambda: client.post(
+    ),
+    Case(
+        "consents, one entry for several decisions",
+        Send(
+            "POST",
             "/v1/customers/c-1/consents",
-            json={
+            {
                 "decisions": [
                     {"purpose": "analytics", "decision": "granted"},
-                    {"purpose": "marketing_email", "decision": "granted", "channel": "email"},
+                    {"purpose": "personalization", "decision": "denied"},
                 ]
             },
         ),
         201,
         "consent.recorded",
-        subject,
-    )
-    details = json.loads(e["details"])
-    assert [(d["purpose"], d["decision"]) for d in details["decisions"]] == [
-        ("analytics", "granted"),
-        ("marketing_email", "pending"),
-    ]
-
-    r, _ = await audited(
-        core,
-        lambda: client.post(
+    ),
+    Case(
+        "consent under GPC",
+        Send(
+            "POST",
             "/v1/customers/c-1/consents",
-            headers={"Sec-GPC": "1"},
-            json={"decisions": [{"purpose": "personalization", "decision": "denied"}]},
+            {"decisions": [{"purpose": "personalization", "decision": "denied"}]},
+            headers=(("Sec-GPC", "1"),),
         ),
         201,
         "consent.recorded",
-        subject,
-    )
-    assert r.json()["gpc"] == "applied"
-
-    await audited(
-        core,
-        lambda: client.patch(
+    ),
+    Case(
+        "preferences",
+        Send(
+            "PATCH",
             "/v1/customers/c-1/preferences",
-            json={"channels": {"sms": False}, "topics": {"newsletter": True}},
+            {"channels": {"sms": False}, "topics": {"newsletter": True}},
         ),
         200,
         "preferences.changed",
-        subject,
-    )
-
-    await audited(
-        core,
-        lambda: client.post(
-            "/v1/customers/c-1/events", json={"name": "login", "properties": {"n": 1}}
-        ),
+    ),
+    Case(
+        "one event",
+        Send("POST", "/v1/customers/c-1/events", {"name": "login", "properties": {"n": 1}}),
         201,
         "events.ingested",
-        subject,
-    )
-
-    await audited(
-        core,
-        lambda: client.post(
+    ),
+    Case(
+        "a batch of events for one customer",
+        Send(
+            "POST",
             "/v1/events",
-            json={
-                "events": [{"external_id": "c-1", "name": "a"}, {"external_id": "c-1", "name": "b"}]
-            },
+            {"events": [{"external_id": "c-1", "name": "a"}, {"external_id": "c-1", "name": "b"}]},
         ),
         201,
         "events.ingested",
-        subject,
-    )
-
-    r, e = await audited(
-        core,
-        lambda: client.post("/v1/api-keys", json={"name": "backend", "scopes": ["backend:write"]}),
+    ),
+    Case(
+        "an API key created",
+        Send("POST", "/v1/api-keys", {"name": "backend", "scopes": ["backend:write"]}),
         201,
         "api_key.created",
-    )
-    key_id = r.json()["api_key"]["id"]
-    assert e["target"] == f"api_key:{key_id}" and e["actor"] == admin
-
-    await audited(
-        core,
-        lambda: client.delete(f"/v1/api-keys/{key_id}"),
+        target="new key",
+    ),
+    Case(
+        "an API key revoked",
+        Send("DELETE", "/v1/api-keys/{key_id}"),
         200,
         "api_key.revoked",
-        f"api_key:{key_id}",
-    )
-    # revoking again changes nothing, so records nothing
-    await not_audited(core, lambda: client.delete(f"/v1/api-keys/{key_id}"), 200)
-
-    r, _ = await audited(
-        core,
-        lambda: client.post("/v1/customers/c-1/token", json={}),
+        target="key",
+    ),
+    Case(
+        "a key revoked again changes nothing",
+        Send("DELETE", "/v1/api-keys/{key_id}"),
+        200,
+        None,
+        before=(Send("DELETE", "/v1/api-keys/{key_id}"),),
+    ),
+    Case(
+        "a customer token issued",
+        Send("POST", "/v1/customers/c-1/token", {}),
         201,
         "customer_token.issued",
-        subject,
-    )
-    token = r.json()["token"]
-    me = {"Authorization": f"Bearer {token}"}
-
-    _, e = await audited(
-        core,
-        lambda: client.post(
+    ),
+    Case(
+        "the customer withdraws",
+        Send(
+            "POST",
             "/v1/me/consents",
-            headers=me,
-            json={"decisions": [{"purpose": "analytics", "decision": "withdrawn"}]},
+            {"decisions": [{"purpose": "analytics", "decision": "withdrawn"}]},
+            as_customer=True,
         ),
         201,
         "consent.recorded",
-        subject,
-    )
-    assert e["actor"] == f"customer:{sid}"
-
-    await audited(
-        core,
-        lambda: client.patch("/v1/me/preferences", headers=me, json={"language": "ja"}),
+        actor="customer",
+    ),
+    Case(
+        "the customer changes preferences",
+        Send("PATCH", "/v1/me/preferences", {"language": "ja"}, as_customer=True),
         200,
         "preferences.changed",
-        subject,
-    )
-
-    # the pending marketing email grant from above, confirmed with its token
-    rec = await client.post(
-        "/v1/customers/c-1/consents",
-        json={"decisions": [{"purpose": "marketing_email", "decision": "granted"}]},
-    )
-    confirmation = rec.json()["confirmations"][0]["token"]
-    _, e = await audited(
-        core,
-        lambda: client.post("/v1/confirmations", json={"token": confirmation}),
+        actor="customer",
+    ),
+    Case(
+        "a double opt-in confirmed",
+        Send("POST", "/v1/confirmations", {"token": "{confirmation}"}),
         201,
         "consent.confirmed",
-        subject,
-    )
-    assert e["actor"] == f"customer:{sid}"
-
-    # audited reads
-    await audited(core, lambda: client.get("/v1/customers/c-1"), 200, "customer.read", subject)
-    _, e = await audited(
-        core,
-        lambda: client.post("/v1/customers/search", json={"email": "A@example.com"}),
+        actor="customer",
+    ),
+    Case("a customer read", Send("GET", "/v1/customers/c-1"), 200, "customer.read"),
+    Case(
+        "a customer found by email",
+        Send("POST", "/v1/customers/search", {"email": "A@example.com"}),
         200,
         "customer.read",
-        subject,
-    )
-    assert json.loads(e["details"])["reason"] == "lookup by email"
-    await audited(core, lambda: client.get("/v1/customers/c-1/events"), 200, "events.read", subject)
-
-    # an idempotent retry records nothing new
-    body = {"decisions": [{"purpose": "personalization", "decision": "granted"}]}
-    headers = {"Idempotency-Key": "retry-1"}
-    first, _ = await audited(
-        core,
-        lambda: client.post("/v1/customers/c-1/consents", json=body, headers=headers),
+        details={"reason": "lookup by email"},
+    ),
+    Case("events read", Send("GET", "/v1/customers/c-1/events"), 200, "events.read"),
+    Case(
+        "an idempotent retry",
+        Send("POST", "/v1/customers/c-1/consents", ANALYTICS, headers=RETRY),
         201,
-        "consent.recorded",
-    )
-    again = await not_audited(
-        core, lambda: client.post("/v1/customers/c-1/consents", json=body, headers=headers), 201
-    )
-    assert again.json() == first.json()
-    await not_audited(
-        core,
-        lambda: client.post("/v1/customers/c-1/consents", json={"decisions": []}, headers=headers),
+        None,
+        before=(Send("POST", "/v1/customers/c-1/consents", ANALYTICS, headers=RETRY),),
+        replays_before=True,
+    ),
+    Case(
+        "an idempotency key reused for another body",
+        Send("POST", "/v1/customers/c-1/consents", {"decisions": []}, headers=RETRY),
         422,
-    )
-
-    # refused requests record nothing
-    await not_audited(
-        core,
-        lambda: client.post(
+        None,
+        before=(Send("POST", "/v1/customers/c-1/consents", ANALYTICS, headers=RETRY),),
+    ),
+    Case(
+        "an unknown purpose",
+        Send(
+            "POST",
             "/v1/customers/c-1/consents",
-            json={"decisions": [{"purpose": "telepathy", "decision": "granted"}]},
+            {"decisions": [{"purpose": "telepathy", "decision": "granted"}]},
         ),
         422,
-    )
-    await not_audited(
-        core,
-        lambda: client.post(
-            "/v1/customers/nobody/consents",
-            json={"decisions": [{"purpose": "analytics", "decision": "granted"}]},
-        ),
+        None,
+    ),
+    Case(
+        "consents for an unknown customer",
+        Send("POST", "/v1/customers/nobody/consents", ANALYTICS),
         404,
-    )
-    await not_audited(core, lambda: client.get("/v1/customers/nobody"), 404)
-    await not_audited(
-        core,
-        lambda: client.post(
+        None,
+    ),
+    Case("an unknown customer read", Send("GET", "/v1/customers/nobody"), 404, None),
+    Case(
+        "a batch of events naming an unknown customer",
+        Send(
+            "POST",
             "/v1/events",
-            json={
+            {
                 "events": [
                     {"external_id": "c-1", "name": "a"},
                     {"external_id": "nobody", "name": "b"},
@@ -327,19 +312,139 @@ async def test_every_change_appends_exactly_one_entry(
             },
         ),
         404,
-    )
-    await not_audited(
-        core, lambda: client.post("/v1/confirmations", json={"token": confirmation}), 410
-    )
+        None,
+    ),
+    Case(
+        "a confirmation used twice",
+        Send("POST", "/v1/confirmations", {"token": "{confirmation}"}),
+        410,
+        None,
+        before=(Send("POST", "/v1/confirmations", {"token": "{confirmation}"}),),
+    ),
+    Case(
+        "a check reads state, no personal fields",
+        Send("GET", "/v1/customers/c-1/check?purpose=analytics"),
+        200,
+        None,
+    ),
+]
 
-    # plain reads of state are not audited entries (nothing changed, no personal fields)
-    await not_audited(
-        core, lambda: client.get("/v1/customers/c-1/check", params={"purpose": "analytics"}), 200
-    )
 
+@pytest.fixture
+async def world(client: Client) -> dict[str, str]:
+    """Customer c-1 with an email, a pending double opt-in, a customer token; a spare API key."""
+    r = await client.put(
+        "/v1/customers/c-1",
+        json={
+            "region": "US-CA",
+            "identities": {"email": "a@example.com"},
+            "attributes": {"plan": "pro"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    pending = await client.post(
+        "/v1/customers/c-1/consents",
+        json={
+            "decisions": [{"purpose": "marketing_email", "decision": "granted", "channel": "email"}]
+        },
+    )
+    assert pending.status_code == 201, pending.text
+    token = await client.post("/v1/customers/c-1/token", json={})
+    key = await client.post("/v1/api-keys", json={"name": "spare", "scopes": ["backend:read"]})
+    return {
+        "sid": r.json()["id"],
+        "confirmation": pending.json()["confirmations"][0]["token"],
+        "token": token.json()["token"],
+        "key_id": key.json()["api_key"]["id"],
+    }
+
+
+def _filled(value: Any, world: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.format(**world) if "{" in value else value
+    if isinstance(value, dict):
+        return {k: _filled(v, world) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, world) for v in value]
+    return value
+
+
+async def _send(client: Client, world: dict[str, str], send: Send) -> httpx.Response:
+    headers = dict(send.headers)
+    if send.as_customer:
+        headers["Authorization"] = f"Bearer {world['token']}"
+    body = {} if send.body is None else {"json": _filled(send.body, world)}
+    return await client.request(send.method, _filled(send.path, world), headers=headers, **body)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_a_request_appends_the_entries_it_should(
+    case: Case, client: Client, core: Core, admin_key: str, world: dict[str, str]
+) -> None:
+    """Each change (and each audited read) appends one entry with its action, actor and
+    pseudonymous target; refused, replayed and no-op requests append none; the chain verifies."""
+    earlier = [await _send(client, world, step) for step in case.before]
+    before = await last_seq(core)
+    response = await _send(client, world, case.send)
+    assert response.status_code == case.status, response.text
+    if case.replays_before:
+        assert response.json() == earlier[-1].json()
+    new = await rows_since(core, before)
+    assert [row["action"] for row in new] == ([case.action] if case.action else [])
+    if case.action is not None:
+        entry = new[0]
+        targets = {
+            "subject": f"subject:{world['sid']}",
+            "new subject": f"subject:{response.json().get('id')}",
+            "key": f"api_key:{world['key_id']}",
+            "new key": f"api_key:{response.json().get('api_key', {}).get('id')}",
+        }
+        assert entry["target"] == (targets[case.target] if case.target else None)
+        actors = {"admin": admin_actor(admin_key), "customer": f"customer:{world['sid']}"}
+        assert entry["actor"] == actors[case.actor]
+        if case.details is not None:
+            assert json.loads(entry["details"]).items() >= case.details.items()
     entries = await assert_chain_verifies(core)
-    assert entries[0].action == "api_key.created"  # the bootstrap key
     assert all(e.policy_version == core.policy.version for e in entries)
+
+
+async def test_the_log_starts_with_the_bootstrap_key(core: Core, admin_key: str) -> None:
+    """The first entry of a new service is the bootstrap admin key's creation."""
+    entries = await assert_chain_verifies(core)
+    assert entries[0].action == "api_key.created"
+
+
+async def test_a_double_opt_in_grant_is_recorded_as_pending(client: Client, core: Core) -> None:
+    """A grant of a double opt-in purpose is audited as pending, beside the other decisions."""
+    await client.put("/v1/customers/c-1", json={"region": "US-CA"})
+    before = await last_seq(core)
+    r = await client.post(
+        "/v1/customers/c-1/consents",
+        json={
+            "decisions": [
+                {"purpose": "analytics", "decision": "granted"},
+                {"purpose": "marketing_email", "decision": "granted", "channel": "email"},
+            ]
+        },
+    )
+    assert r.status_code == 201, r.text
+    [entry] = await rows_since(core, before)
+    decisions = json.loads(entry["details"])["decisions"]
+    assert [(d["purpose"], d["decision"]) for d in decisions] == [
+        ("analytics", "granted"),
+        ("marketing_email", "pending"),
+    ]
+
+
+async def test_gpc_is_applied_to_a_consent_request(client: Client) -> None:
+    """A request with Sec-GPC: 1 says GPC was applied."""
+    await client.put("/v1/customers/c-1", json={"region": "US-CA"})
+    r = await client.post(
+        "/v1/customers/c-1/consents",
+        headers={"Sec-GPC": "1"},
+        json={"decisions": [{"purpose": "personalization", "decision": "denied"}]},
+    )
+    assert r.status_code == 201 and r.json()["gpc"] == "applied", r.text
 
 
 async def test_a_batch_of_events_for_several_customers_is_audited_per_customer(
