@@ -9,6 +9,7 @@ import re
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -710,3 +711,32 @@ def test_datetimes_are_written_as_isoformat(moment: datetime) -> None:
         "day": moment.date().isoformat(),
         "t": moment.time().isoformat(),
     }
+
+
+# -- golden files: the summary page and manifest, byte for byte --------------------------------
+
+GOLDEN = Path(__file__).parent / "golden"
+ODD_EVENTS: list[Any] = [
+    event("b", T0 + timedelta(hours=1)),
+    {"name": "a", "occurred_at": "2030-01-01T00:00:00+00:00"},
+    {"name": None, "occurred_at": None},
+    {"occurred_at": datetime(2031, 1, 1)},
+    "not an event",
+]
+GOLDEN_CASES: dict[str, Callable[[], bytes]] = {
+    "full": build,
+    "odd": lambda: build(
+        sections={**sections(events=ODD_EVENTS), "loyalty_tier": ["gold"]},
+        controller={"name": "Ex", "dpo": "dpo@example.com"},
+    ),
+    "empty": lambda: build(sections={}, plugins={}, controller={}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_the_bundle_matches_its_golden_files(case: str) -> None:
+    """The summary page and the manifest (which holds every other file's SHA-256) are exactly
+    what the bundle builder wrote when these files were made: a refactoring changes no byte."""
+    files = members(GOLDEN_CASES[case]())
+    assert files["summary.html"] == (GOLDEN / f"bundle_{case}.html").read_bytes()
+    assert files["manifest.json"] == (GOLDEN / f"bundle_{case}.manifest.json").read_bytes()

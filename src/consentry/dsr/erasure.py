@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,12 +27,22 @@ from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.blind_index import external_id_hash
 from consentry.crypto.envelope import DecryptionError
-from consentry.crypto.signing import jws_sign
+from consentry.crypto.signing import b64url_decode, jws_sign
 from consentry.customers.records import decode_subject
-from consentry.dsr.requests import DsrRequest, step_in
+from consentry.domain.request_workflow import Step
+from consentry.dsr.records import DsrRequest
+from consentry.dsr.requests import step_in
 from consentry.storage.writer import WriteTx
 
 CERTIFICATE_TYPE = "consentry-deletion-certificate+jwt"
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    request_id: UUID
+    jws: str  # compact JWS (EdDSA)
+    claims: dict[str, Any]  # what it certifies, read from the JWS
+
 
 # (table, what it holds): the customer's rows, deleted in this order
 _ROWS: tuple[tuple[str, str], ...] = (
@@ -87,7 +98,7 @@ async def erase(core: Core, request: DsrRequest, actor: Principal) -> DsrRequest
         )
         summary = {"certificate_id": str(certificate_id), "erased": claims["erased"]}
         return await step_in(
-            core, tx, request.id, "complete", actor, None, result={"erasure": summary}
+            core, tx, request.id, Step.COMPLETE, actor, None, result={"erasure": summary}
         )
 
     return await core.writer.submit(job)
@@ -187,3 +198,14 @@ def _certificate(
             "request_record": "kept: type, dates and state of this request, no personal data",
         },
     }
+
+
+async def certificate(core: Core, request_id: UUID, subject: str | None = None) -> Certificate:
+    """The deletion certificate of a completed erasure; with `subject`, only that customer's."""
+    row = await core.db.fetchrow(
+        "SELECT subject_id, certificate FROM erasures WHERE request_id = ?", request_id
+    )
+    if row is None or (subject is not None and str(row["subject_id"]) != subject):
+        raise NotFound("no deletion certificate for this request: it is not a completed erasure")
+    jws = row["certificate"]
+    return Certificate(request_id, jws, json.loads(b64url_decode(jws.split(".")[1])))

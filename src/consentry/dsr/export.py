@@ -20,8 +20,11 @@ from consentry.core.runtime import Core
 from consentry.crypto.envelope import decrypt, encrypt
 from consentry.crypto.tokens import TokenError, sign_token, verify_token
 from consentry.customers.records import decode_subject
+from consentry.domain.request_workflow import Step
 from consentry.dsr.bundle import build_bundle
-from consentry.dsr.requests import DsrRequest, step_in
+from consentry.dsr.queue import get
+from consentry.dsr.records import DsrRequest
+from consentry.dsr.requests import step_in
 from consentry.storage.database import Row
 from consentry.storage.writer import WriteTx
 
@@ -110,7 +113,7 @@ async def export(core: Core, request: DsrRequest, actor: Principal) -> DsrReques
         )
         summary = {"sha256": digest, "bytes": len(bundle), "expires_at": expires, **counts}
         return await step_in(
-            core, tx, request.id, "complete", actor, key, result={"export": summary}
+            core, tx, request.id, Step.COMPLETE, actor, key, result={"export": summary}
         )
 
     return await core.writer.submit(job)
@@ -284,3 +287,14 @@ async def download(core: Core, request_id: UUID, actor: str) -> Download:
     sealed = await core.writer.submit(job)
     content = decrypt(key, sealed, aad=_aad(request_id))
     return Download(f"consentry-export-{request_id}.zip", content, row["sha256"])
+
+
+async def download_by_link(core: Core, token: str) -> Download:
+    """The bundle a download link is for; the link is the only credential."""
+    return await download(core, request_of_link(core, token), "link:export")
+
+
+async def download_mine(core: Core, request_id: UUID, customer: Principal) -> Download:
+    """The bundle of one of the customer's own requests (404 for anyone else's)."""
+    await get(core, request_id, customer)
+    return await download(core, request_id, customer.actor)

@@ -1,9 +1,10 @@
-"""Data-subject requests: the workflow, its clocks, and the record of every step.
+"""Data-subject requests: filing one, and taking a step of its workflow, each with its audit entry.
 
-received -> verified -> in_progress -> completed, or rejected (with a reason) from any open
-state. Clocks come from the regulation (`domain.deadlines`), counted from receipt. Every step is
-an audit entry in the same transaction; free-text reasons are sealed with the customer's data
-key, so an erasure shreds them with everything else.
+The workflow's rules are `domain.request_workflow` (received -> verified -> in_progress ->
+completed, or rejected with a reason from any open state); here they are stored. Clocks come from
+the regulation (`domain.deadlines`), counted from receipt. Every step is an audit entry in the
+same transaction; free-text reasons are sealed with the customer's data key, so an erasure
+shreds them with everything else. Reading requests is `dsr.queue`.
 """
 
 from __future__ import annotations
@@ -11,160 +12,59 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from consentry.core.errors import Conflict, Forbidden, Invalid, NotFound
-from consentry.core.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
-from consentry.crypto.envelope import DecryptionError, decrypt_json, encrypt_json
-from consentry.domain.deadlines import Clocks, clocks, days_left, is_overdue
-from consentry.storage.database import Row
+from consentry.crypto.envelope import encrypt_json
+from consentry.domain.deadlines import Clocks, clocks
+from consentry.domain.request_workflow import (
+    Effect,
+    Refusal,
+    RequestOrigin,
+    RequestState,
+    RequestType,
+    Step,
+    Transition,
+    decide,
+    reason_refusal,
+)
+from consentry.dsr.queue import RequestFilter, get, list_requests, parse_id
+from consentry.dsr.records import DsrRequest, data_key, load, notes_aad
 from consentry.storage.writer import WriteTx
 
-MAX_REASON = 2000
+__all__ = [  # the reading side is re-exported for the callers that import it from here
+    "DsrRequest",
+    "RequestFilter",
+    "RequestOrigin",
+    "RequestState",
+    "RequestType",
+    "check_reason",
+    "create",
+    "get",
+    "list_requests",
+    "parse_id",
+    "refused",
+    "step",
+    "step_in",
+]
 
 
-class RequestType(StrEnum):
-    ACCESS = "access"
-    PORTABILITY = "portability"
-    ERASURE = "erasure"
-    RECTIFICATION = "rectification"
-    RESTRICT = "restrict"
-    OPT_OUT_SALE_SHARE = "opt_out_sale_share"
-
-
-class RequestState(StrEnum):
-    RECEIVED = "received"
-    VERIFIED = "verified"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    REJECTED = "rejected"
-
-    @property
-    def open(self) -> bool:
-        return self not in (RequestState.COMPLETED, RequestState.REJECTED)
-
-
-class Channel(StrEnum):
-    STAFF = "staff"  # filed by an API key on the customer's behalf
-    CUSTOMER = "customer"  # filed by the customer themselves
-    BULK = "bulk"  # part of a bulk erasure
-
-
-@dataclass(frozen=True, slots=True)
-class DsrRequest:
-    id: UUID
-    subject_id: UUID
-    external_id: str | None  # None once the customer is erased
-    type: RequestType
-    regulation: str
-    state: RequestState
-    channel: str
-    received_at: datetime
-    acknowledge_by: date | None
-    respond_by: date
-    extended_to: date | None
-    due_on: date
-    acknowledged_at: datetime | None
-    extended_at: datetime | None
-    closed_at: datetime | None
-    updated_at: datetime
-    notes: dict[str, str] | None  # None: sealed with a key that is gone (erased)
-    history: list[dict[str, Any]]
-    result: dict[str, Any]
-
-    def days_left(self, now: datetime) -> int | None:
-        return days_left(self.due_on, now) if self.state.open else None
-
-    def overdue(self, now: datetime) -> bool:
-        return self.state.open and is_overdue(self.due_on, now)
-
-    def acknowledgement_overdue(self, now: datetime) -> bool:
-        return (
-            self.acknowledge_by is not None
-            and self.acknowledged_at is None
-            and is_overdue(self.acknowledge_by, now)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFilter:
-    state: RequestState | None = None
-    type: RequestType | None = None
-    regulation: str | None = None
-    external_id: str | None = None
-    due_before: date | None = None  # due on or before this date
-    overdue: bool | None = None
-    open: bool | None = None
-
-
-def _date(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None
-
-
-def _notes_aad(request_id: UUID) -> str:
-    return f"dsr:{request_id}:notes"
-
-
-async def _data_key(core: Core, subject_id: UUID) -> bytes | None:
-    return await core.keys.get(str(subject_id))
-
-
-def decode(row: Row, key: bytes | None) -> DsrRequest:
-    rid = UUID(str(row["id"]))
-    notes: dict[str, str] | None = {}
-    if row["notes_enc"]:
-        try:
-            notes = decrypt_json(key, bytes(row["notes_enc"]), aad=_notes_aad(rid)) if key else None
-        except DecryptionError:
-            notes = None
-    return DsrRequest(
-        id=rid,
-        subject_id=UUID(str(row["subject_id"])),
-        external_id=row.get("external_id"),
-        type=RequestType(row["type"]),
-        regulation=row["regulation"],
-        state=RequestState(row["state"]),
-        channel=row["channel"],
-        received_at=row["received_at"],
-        acknowledge_by=_date(row["acknowledge_by"]),
-        respond_by=date.fromisoformat(row["respond_by"]),
-        extended_to=_date(row["extended_to"]),
-        due_on=date.fromisoformat(row["due_on"]),
-        acknowledged_at=row["acknowledged_at"],
-        extended_at=row["extended_at"],
-        closed_at=row["closed_at"],
-        updated_at=row["updated_at"],
-        notes=notes,
-        history=json.loads(row["history"] or "[]"),
-        result=json.loads(row["result"] or "{}"),
-    )
-
-
-_SELECT = (
-    "SELECT r.*, s.external_id FROM dsr_requests r LEFT JOIN subjects s ON s.id = r.subject_id"
-)
-
-_RANKED = (
-    "SELECT r.*, s.external_id,"
-    " CASE WHEN r.state IN ('completed', 'rejected') THEN 1 ELSE 0 END AS closed_rank"
-    " FROM dsr_requests r LEFT JOIN subjects s ON s.id = r.subject_id"
-)
+def refused(refusal: Refusal) -> Conflict | Invalid:
+    """A refusal of the workflow as the error the caller sees (409, or 422 naming the field)."""
+    if refusal.conflict:
+        return Conflict(refusal.message)
+    return Invalid(refusal.message, field=refusal.field)
 
 
 def check_reason(reason: str | None, what: str, *, required: bool) -> str | None:
-    if reason is None or not reason.strip():
-        if required:
-            raise Invalid(f"say why: {what} needs a reason", field="reason")
-        return None
-    if len(reason) > MAX_REASON:
-        raise Invalid(f"a reason is at most {MAX_REASON} characters", field="reason")
-    return reason.strip()
+    """The reason, stripped (None when none was given and none is required)."""
+    refusal = reason_refusal(reason, what, required=required)
+    if refusal is not None:
+        raise refused(refusal)
+    return reason.strip() if reason is not None and reason.strip() else None
 
 
 # -- creating ----------------------------------------------------------------------------------
@@ -195,7 +95,7 @@ async def create(
     actor: Principal,
     *,
     regulation: str | None = None,
-    channel: Channel = Channel.STAFF,
+    origin: RequestOrigin = RequestOrigin.STAFF,
     note: str | None = None,
     verified_by: str | None = None,
     on_created: Callable[[WriteTx, DsrRequest], Awaitable[DsrRequest]] | None = None,
@@ -215,7 +115,7 @@ async def create(
             field="regulation",
         )
     note = check_reason(note, "a note", required=False)
-    key = await _data_key(core, subject_id)
+    key = await data_key(core, subject_id)
     if key is None:
         raise Conflict("this customer's data key is gone: the customer was erased")
 
@@ -223,9 +123,9 @@ async def create(
         rid = uuid.uuid4()
         times: Clocks = clocks(rules, tx.now, kind.value)
         state = RequestState.VERIFIED if verified_by else RequestState.RECEIVED
-        history = [_step(tx, "received", actor, RequestState.RECEIVED)]
+        history = [_history_entry(tx, "received", actor, RequestState.RECEIVED)]
         if verified_by:
-            history.append(_step(tx, "verified", actor, state, method=verified_by))
+            history.append(_history_entry(tx, "verified", actor, state, method=verified_by))
         notes = {"note": note} if note else {}
         await tx.execute(
             "INSERT INTO dsr_requests (id, subject_id, type, regulation, state, channel,"
@@ -237,14 +137,14 @@ async def create(
             kind.value,
             regulation,
             state.value,
-            channel.value,
+            origin.value,
             tx.now,
             times.acknowledge_by.isoformat() if times.acknowledge_by else None,
             times.respond_by.isoformat(),
             times.respond_by.isoformat(),
-            tx.now if channel is Channel.CUSTOMER else None,  # the answer is the confirmation
+            tx.now if origin is RequestOrigin.CUSTOMER else None,  # the answer confirms it
             tx.now,
-            encrypt_json(key, notes, aad=_notes_aad(rid)) if notes else None,
+            encrypt_json(key, notes, aad=notes_aad(rid)) if notes else None,
             json.dumps(history),
         )
         tx.audit(
@@ -254,12 +154,12 @@ async def create(
             request=str(rid),
             type=kind.value,
             regulation=regulation,
-            channel=channel.value,
+            channel=origin.value,
             due=times.respond_by.isoformat(),
             **({"verified_by": verified_by} if verified_by else {}),
             **override,
         )
-        request = await _load(tx, rid, key)
+        request = await load(tx, rid, key)
         if on_created is not None:
             request = await on_created(tx, request)
         return request
@@ -267,7 +167,7 @@ async def create(
     return await core.writer.submit(job)
 
 
-def _step(
+def _history_entry(
     tx: WriteTx, action: str, actor: Principal, state: RequestState, **extra: Any
 ) -> dict[str, Any]:
     return {
@@ -279,122 +179,34 @@ def _step(
     }
 
 
-async def _load(tx: WriteTx | Any, request_id: UUID, key: bytes | None) -> DsrRequest:
-    row = await tx.fetchrow(_SELECT + " WHERE r.id = ?", request_id)
-    if row is None:
-        raise NotFound(f"no request with id {request_id}")
-    return decode(row, key)
-
-
-# -- reading -----------------------------------------------------------------------------------
-
-
-def parse_id(text: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        raise NotFound(f"no request with id '{text}' (request ids are UUIDs)") from None
-
-
-async def get(core: Core, request_id: UUID, actor: Principal | None = None) -> DsrRequest:
-    """One request; a staff read is audited (its notes may name the customer's reasons)."""
-    row = await core.db.fetchrow(_SELECT + " WHERE r.id = ?", request_id)
-    if row is None:
-        raise NotFound(f"no request with id {request_id}")
-    request = decode(row, await _data_key(core, UUID(str(row["subject_id"]))))
-    if actor is not None and actor.kind == "key":
-
-        async def job(tx: WriteTx) -> None:
-            tx.audit(
-                actor.actor, "dsr.read", f"subject:{request.subject_id}", request=str(request_id)
-            )
-
-        await core.writer.submit(job)
-    if actor is not None and actor.kind == "customer" and str(request.subject_id) != actor.id:
-        raise NotFound(f"no request with id {request_id}")
-    return request
-
-
-async def list_requests(
-    core: Core, flt: RequestFilter, *, cursor: str | None, limit: int
-) -> Page[DsrRequest]:
-    """Open requests first, by due date (so overdue ones lead), then closed ones."""
-    check_limit(limit)
-    today = core.clock().date().isoformat()
-    sql = f"SELECT * FROM ({_RANKED}) q WHERE 1 = 1"
-    args: list[Any] = []
-    for clause, value in (
-        ("state = ?", flt.state.value if flt.state else None),
-        ("type = ?", flt.type.value if flt.type else None),
-        ("regulation = ?", flt.regulation),
-        ("external_id = ?", flt.external_id),
-        ("due_on <= ?", flt.due_before.isoformat() if flt.due_before else None),
-    ):
-        if value is not None:
-            sql += f" AND {clause}"
-            args.append(value)
-    if flt.overdue is not None:
-        sql += " AND " + ("" if flt.overdue else "NOT ") + "(closed_rank = 0 AND due_on < ?)"
-        args.append(today)
-    if flt.open is not None:
-        sql += " AND closed_rank = ?"
-        args.append(0 if flt.open else 1)
-    after = decode_cursor(cursor, 3)
-    if after:
-        sql += (
-            " AND (closed_rank > ? OR (closed_rank = ? AND (due_on > ?"
-            " OR (due_on = ? AND CAST(id AS TEXT) > ?))))"
-        )
-        args += [int(after[0]), int(after[0]), str(after[1]), str(after[1]), str(after[2])]
-    sql += " ORDER BY closed_rank, due_on, CAST(id AS TEXT) LIMIT ?"
-    rows = await core.db.fetch(sql, *args, limit + 1)
-    keys = await core.keys.get_many({str(r["subject_id"]) for r in rows})
-    items = [decode(r, keys.get(str(r["subject_id"]))) for r in rows]
-    return page_of(
-        items,
-        limit,
-        lambda r: (0 if r.state.open else 1, r.due_on.isoformat(), str(r.id)),
-    )
-
-
 # -- steps -------------------------------------------------------------------------------------
 
 
 async def step(
     core: Core,
     request_id: UUID,
-    action: str,
+    action: Step | str,
     actor: Principal,
     *,
     reason: str | None = None,
     method: str | None = None,
     result: dict[str, Any] | None = None,
-    expect: tuple[RequestState, ...] | None = None,
     details: dict[str, Any] | None = None,
 ) -> DsrRequest:
     """One step of the workflow, checked against the request's state in the same transaction.
 
-    Actions: verify (method), acknowledge, extend (reason), reject (reason), start, complete
+    Steps: verify (method), acknowledge, extend (reason), reject (reason), start, complete
     (result), fail (reason: the request stays in progress, the failure is on record)."""
     row = await core.db.fetchrow("SELECT subject_id FROM dsr_requests WHERE id = ?", request_id)
     if row is None:
         raise NotFound(f"no request with id {request_id}")
-    key = await _data_key(core, UUID(str(row["subject_id"])))
+    key = await data_key(core, UUID(str(row["subject_id"])))
 
     async def job(tx: WriteTx) -> DsrRequest:
         return await step_in(
-            core,
-            tx,
-            request_id,
-            action,
-            actor,
-            key,
-            reason=reason,
-            method=method,
-            result=result,
-            expect=expect,
-            details=details,
-        )
+            core, tx, request_id, action, actor, key,
+            reason=reason, method=method, result=result, details=details,
+        )  # fmt: skip
 
     return await core.writer.submit(job)
 
@@ -403,30 +215,36 @@ async def step_in(
     core: Core,
     tx: WriteTx,
     request_id: UUID,
-    action: str,
+    action: Step | str,
     actor: Principal,
     key: bytes | None,
     *,
     reason: str | None = None,
     method: str | None = None,
     result: dict[str, Any] | None = None,
-    expect: tuple[RequestState, ...] | None = None,
     details: dict[str, Any] | None = None,
 ) -> DsrRequest:
     """`step` inside a transaction that does more (an erasure completes its request)."""
-    current = await _load(tx, request_id, key)
-    if expect is not None and current.state not in expect:
-        wanted = " or ".join(s.value for s in expect)
-        raise Conflict(f"the request is {current.state.value}; this needs it {wanted}")
-    changes, found = _apply(core, tx, current, action, reason=reason, method=method)
-    details = {**found, **(details or {})}  # no personal data: it goes to the audit log
-    state = RequestState(changes.get("state", current.state.value))
-    history = [*current.history, _step(tx, _PAST[action], actor, state, **details)]
+    try:
+        chosen = Step(action)
+    except ValueError:
+        raise Invalid(f"unknown step '{action}'") from None
+    current = await load(tx, request_id, key)
+    regulation = core.policy.regulations.get(current.regulation)
+    decided = decide(
+        current, chosen, now=tx.now, regulation=regulation, reason=reason, method=method
+    )
+    if isinstance(decided, Refusal):
+        raise refused(decided)
+    audited = {**decided.details, **(details or {})}  # no personal data: it goes to the audit
+    past = decided.step.past
+    history = [*current.history, _history_entry(tx, past, actor, decided.state, **audited)]
     notes = dict(current.notes or {})
-    if reason and action in ("extend", "reject", "fail", "complete"):
-        notes[f"{action}_reason"] = reason
-    sealed = encrypt_json(key, notes, aad=_notes_aad(request_id)) if key and notes else None
+    if reason and Effect.KEEP_REASON in decided.effects:
+        notes[f"{decided.step.value}_reason"] = reason
+    sealed = encrypt_json(key, notes, aad=notes_aad(request_id)) if key and notes else None
     merged = {**current.result, **(result or {})}
+    changes = _columns(decided, tx)
     sets = "".join(f"{column} = ?, " for column in changes)
     await tx.execute(
         f"UPDATE dsr_requests SET {sets}history = ?, result = ?,"
@@ -440,90 +258,24 @@ async def step_in(
     )
     tx.audit(
         actor.actor,
-        f"dsr.{_PAST[action]}",
+        f"dsr.{past}",
         f"subject:{current.subject_id}",
         request=str(request_id),
         type=current.type.value,
-        state=state.value,
-        **details,
+        state=decided.state.value,
+        **audited,
     )
-    return await _load(tx, request_id, key)
+    return await load(tx, request_id, key)
 
 
-_PAST = {
-    "verify": "verified",
-    "acknowledge": "acknowledged",
-    "extend": "extended",
-    "reject": "rejected",
-    "start": "started",
-    "complete": "completed",
-    "fail": "failed",
-}
-
-
-def _apply(
-    core: Core, tx: WriteTx, r: DsrRequest, action: str, *, reason: str | None, method: str | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(column changes, audit details) for one step, or the error that explains why not."""
-    if action not in _PAST:
-        raise Invalid(f"unknown step '{action}'")
-    if not r.state.open:
-        raise Conflict(
-            f"the request is already {r.state.value} (on {r.closed_at:%Y-%m-%d});"
-            " file a new request if the customer asks again"
-        )
-    if action == "verify":
-        if r.state is not RequestState.RECEIVED:
-            raise Conflict(f"the request is already {r.state.value}; it was verified before")
-        if not method:
-            raise Invalid("say how the customer's identity was verified", field="method")
-        return {"state": RequestState.VERIFIED.value}, {"method": method}
-    if action == "acknowledge":
-        if r.acknowledged_at is not None:
-            raise Conflict(f"receipt was already acknowledged on {r.acknowledged_at:%Y-%m-%d}")
-        return {"acknowledged_at": tx.now}, {}
-    if action == "extend":
-        return _extend(core, tx, r, reason)
-    if action == "reject":
-        check_reason(reason, "rejecting a request", required=True)
-        return {"state": RequestState.REJECTED.value, "closed_at": tx.now}, {}
-    if action == "start":
-        if r.state is RequestState.RECEIVED:
-            raise Conflict("verify the customer's identity first (POST /v1/requests/{id}/verify)")
-        return {"state": RequestState.IN_PROGRESS.value}, {}
-    if action == "complete":
-        if r.state is not RequestState.IN_PROGRESS:
-            raise Conflict(f"the request is {r.state.value}; only a request in progress completes")
-        return {"state": RequestState.COMPLETED.value, "closed_at": tx.now}, {}
-    # fail: stays in progress; the why is in the sealed notes, the audit names no one
-    return {}, {}
-
-
-def _extend(
-    core: Core, tx: WriteTx, r: DsrRequest, reason: str | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    rules = core.policy.regulations.get(r.regulation)
-    if r.extended_at is not None:
-        raise Conflict(
-            f"the deadline was already extended on {r.extended_at:%Y-%m-%d} to"
-            f" {r.extended_to}; {r.regulation} allows one extension"
-        )
-    if rules is None or rules.extension is None:
-        raise Conflict(f"regulation {r.regulation!r} allows no extension (see the policy)")
-    times = clocks(rules, r.received_at, r.type.value)
-    if times.extended_to is None:
-        raise Conflict(f"{r.regulation} allows no extension for a {r.type.value} request")
-    if is_overdue(r.respond_by, tx.now):
-        raise Conflict(
-            f"the original deadline ({r.respond_by}) has passed; an extension must be decided"
-            " and told to the customer before it"
-        )
-    check_reason(reason, "an extension (the customer must be told why)", required=True)
-    return (
-        {
-            "extended_to": times.extended_to.isoformat(),
-            "due_on": times.extended_to.isoformat(),
-            "extended_at": tx.now,
-        },
-        {"extended_to": times.extended_to.isoformat()},
-    )
+def _columns(transition: Transition, tx: WriteTx) -> dict[str, Any]:
+    """The columns a transition changes, and their new values."""
+    changes: dict[str, Any] = {"state": transition.state.value}
+    if Effect.CLOSE in transition.effects:
+        changes["closed_at"] = tx.now
+    if Effect.ACKNOWLEDGE in transition.effects:
+        changes["acknowledged_at"] = tx.now
+    if Effect.EXTEND in transition.effects and transition.extended_to is not None:
+        extended_to = transition.extended_to.isoformat()
+        changes.update(extended_to=extended_to, due_on=extended_to, extended_at=tx.now)
+    return changes

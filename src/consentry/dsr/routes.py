@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
@@ -11,32 +10,21 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from consentry.core.errors import NotFound
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
-from consentry.crypto.signing import b64url_decode
 from consentry.customers import records as customers
+from consentry.domain.request_workflow import RequestOrigin, RequestState, RequestType
+from consentry.dsr import erasure, queue, verification
 from consentry.dsr import export as dsr_export
-from consentry.dsr import verification
+from consentry.dsr import schemas as s
 from consentry.dsr import workflow as dsr
-from consentry.dsr.requests import (
-    Channel,
-    DsrRequest,
-    RequestFilter,
-    RequestState,
-    RequestType,
-    list_requests,
-    step,
-)
-from consentry.dsr.requests import (
-    get as get_request,
-)
-from consentry.http import convert
-from consentry.http import schemas as s
-from consentry.http.auth import require, require_customer
+from consentry.dsr.queue import RequestFilter
+from consentry.dsr.records import DsrRequest
+from consentry.dsr.requests import step
+from consentry.http.auth import me, require, require_customer
 from consentry.http.deps import ClientDep, CoreDep, Cursor, Limit, PrincipalDep, client_address
+from consentry.http.schemas import TokenOut
 from consentry.http.writes import respond
-from consentry.ledger.routes.me import me
 
 HANDLE = (Scope.COMPLIANCE_WRITE,)  # file, verify, extend, reject, fulfil
 FILE = (Scope.COMPLIANCE_WRITE, Scope.BACKEND_WRITE)  # the company's backend may file too
@@ -45,7 +33,7 @@ ZIP = "application/zip"
 
 
 def out(core: Core, r: DsrRequest) -> s.RequestOut:
-    return convert.dsr_request(r, core.clock())
+    return s.request_out(r, core.clock())
 
 
 async def file_answered(
@@ -131,7 +119,7 @@ class RequestController(Controller):
     ) -> s.RequestPage:
         require(principal, *READ)
         flt = RequestFilter(state_is, type, regulation, customer, due_before, overdue, open)
-        page = await list_requests(core, flt, cursor=cursor, limit=limit)
+        page = await queue.list_requests(core, flt, cursor=cursor, limit=limit)
         return s.RequestPage([out(core, r) for r in page.items], page.next_cursor)
 
     @get(
@@ -144,7 +132,7 @@ class RequestController(Controller):
     )
     async def read(self, core: CoreDep, principal: PrincipalDep, request_id: UUID) -> s.RequestOut:
         require(principal, *READ)
-        return out(core, await get_request(core, request_id, principal))
+        return out(core, await queue.get(core, request_id, principal))
 
     async def _step(
         self, core: Core, principal: Principal, request_id: UUID, action: str, **kw: Any
@@ -261,18 +249,8 @@ class RequestController(Controller):
         self, core: CoreDep, principal: PrincipalDep, request_id: UUID
     ) -> s.CertificateOut:
         require(principal, *READ)
-        return await certificate_of(core, request_id, None)
-
-
-async def certificate_of(core: Core, request_id: UUID, subject: str | None) -> s.CertificateOut:
-    row = await core.db.fetchrow(
-        "SELECT subject_id, certificate FROM erasures WHERE request_id = ?", request_id
-    )
-    if row is None or (subject is not None and str(row["subject_id"]) != subject):
-        raise NotFound("no deletion certificate for this request: it is not a completed erasure")
-    jws = row["certificate"]
-    claims = json.loads(b64url_decode(jws.split(".")[1]))
-    return s.CertificateOut(request_id, jws, claims)
+        found = await erasure.certificate(core, request_id)
+        return s.CertificateOut(found.request_id, found.jws, found.claims)
 
 
 class ExportDownloadController(Controller):
@@ -289,8 +267,7 @@ class ExportDownloadController(Controller):
         media_type=ZIP,
     )
     async def download(self, core: CoreDep, token: str) -> Response[bytes]:
-        request_id = dsr_export.request_of_link(core, token)
-        return zip_response(await dsr_export.download(core, request_id, "link:export"))
+        return zip_response(await dsr_export.download_by_link(core, token))
 
 
 class BulkErasureController(Controller):
@@ -314,7 +291,7 @@ class BulkErasureController(Controller):
         outcomes = await dsr.erase_many(
             core, data.external_ids, principal, regulation=data.regulation, note=data.note
         )
-        return convert.bulk(outcomes)
+        return s.bulk_out(outcomes)
 
 
 class MyRequestController(Controller):
@@ -339,7 +316,7 @@ class MyRequestController(Controller):
         subject_id, region = await me(core, principal)
         return await file_answered(
             request, core, principal, subject_id, region, data.type,
-            channel=Channel.CUSTOMER, note=data.note, verified_by="customer token",
+            origin=RequestOrigin.CUSTOMER, note=data.note, verified_by="customer token",
         )  # fmt: skip
 
     @get(
@@ -353,9 +330,7 @@ class MyRequestController(Controller):
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
     ) -> s.RequestPage:
         subject_id, _ = await me(core, principal)
-        row = await core.db.fetchrow("SELECT external_id FROM subjects WHERE id = ?", subject_id)
-        flt = RequestFilter(external_id=row["external_id"] if row else "")
-        page = await list_requests(core, flt, cursor=cursor, limit=limit)
+        page = await queue.list_customers_requests(core, subject_id, cursor=cursor, limit=limit)
         return s.RequestPage([out(core, r) for r in page.items], page.next_cursor)
 
     @get(
@@ -366,7 +341,7 @@ class MyRequestController(Controller):
     )
     async def read(self, core: CoreDep, principal: PrincipalDep, request_id: UUID) -> s.RequestOut:
         require_customer(principal)
-        return out(core, await get_request(core, request_id, principal))
+        return out(core, await queue.get(core, request_id, principal))
 
     @get(
         "/{request_id:uuid}/export",
@@ -380,8 +355,7 @@ class MyRequestController(Controller):
         self, core: CoreDep, principal: PrincipalDep, request_id: UUID
     ) -> Response[bytes]:
         require_customer(principal)
-        await get_request(core, request_id, principal)  # mine, or 404
-        return zip_response(await dsr_export.download(core, request_id, principal.actor))
+        return zip_response(await dsr_export.download_mine(core, request_id, principal))
 
 
 class VerificationController(Controller):
@@ -420,6 +394,6 @@ class VerificationController(Controller):
     )
     async def confirm(
         self, core: CoreDep, client: ClientDep, data: JSONBody[s.VerificationConfirmIn]
-    ) -> s.TokenOut:
+    ) -> TokenOut:
         token = await verification.confirm(core, data.email, data.code, client)
-        return s.TokenOut(token.token, token.expires_at)
+        return TokenOut(token.token, token.expires_at)

@@ -1,7 +1,7 @@
 """Data-subject requests, end to end: filing, fulfilling, and bulk erasure.
 
-What the API and the CLI call. The workflow and its clocks are in `dsr_requests`; the work
-itself in `dsr_export` (access, portability) and `erasure`.
+What the API and the CLI call. The workflow's rules are `domain.request_workflow`, stored by
+`dsr.requests`; the work itself is in `dsr.export` (access, portability) and `dsr.erasure`.
 """
 
 from __future__ import annotations
@@ -11,24 +11,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from consentry.core.errors import Conflict, Gone, Invalid, NotFound, ServiceError
+from consentry.core.errors import Gone, Invalid, NotFound, ServiceError
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.customers.records import resolve
 from consentry.domain.consent import Source
+from consentry.domain.request_workflow import (
+    Refusal,
+    RequestOrigin,
+    RequestType,
+    Step,
+    before_fulfilling,
+)
 from consentry.dsr import erasure
 from consentry.dsr import export as dsr_export
-from consentry.dsr.requests import (
-    Channel,
-    DsrRequest,
-    RequestState,
-    RequestType,
-    check_reason,
-    create,
-    get,
-    step,
-    step_in,
-)
+from consentry.dsr.queue import get
+from consentry.dsr.records import DsrRequest
+from consentry.dsr.requests import create, refused, step, step_in
 from consentry.host.manager import PluginFailed
 from consentry.ledger.consents import LedgerRecord, opt_out_of_sale
 from consentry.storage.writer import WriteTx
@@ -45,7 +44,7 @@ async def file_request(
     actor: Principal,
     *,
     regulation: str | None = None,
-    channel: Channel = Channel.STAFF,
+    origin: RequestOrigin = RequestOrigin.STAFF,
     note: str | None = None,
     verified_by: str | None = None,
 ) -> DsrRequest:
@@ -54,7 +53,7 @@ async def file_request(
     if kind is not RequestType.OPT_OUT_SALE_SHARE:
         return await create(
             core, subject_id, region, kind, actor,
-            regulation=regulation, channel=channel, note=note, verified_by=verified_by,
+            regulation=regulation, origin=origin, note=note, verified_by=verified_by,
         )  # fmt: skip
 
     async def opt_out_now(tx: WriteTx, request: DsrRequest) -> DsrRequest:
@@ -62,7 +61,7 @@ async def file_request(
 
     return await create(
         core, subject_id, region, kind, actor,
-        regulation=regulation, channel=channel, note=note,
+        regulation=regulation, origin=origin, note=note,
         verified_by=verified_by or "not required for an opt-out", on_created=opt_out_now,
     )  # fmt: skip
 
@@ -75,9 +74,9 @@ async def _apply_opt_out(
         core, tx, request.subject_id, Source.DSR_REQUEST, {"request": str(request.id)}, actor,
         records,
     )  # fmt: skip
-    await step_in(core, tx, request.id, "start", actor, None)
+    await step_in(core, tx, request.id, Step.START, actor, None)
     return await step_in(
-        core, tx, request.id, "complete", actor, None,
+        core, tx, request.id, Step.COMPLETE, actor, None,
         result={"opt_out": {"withdrawn": sorted(r.purpose for r in records)}},
     )  # fmt: skip
 
@@ -89,17 +88,11 @@ async def fulfil(
     restriction: done by people) record the note saying what was done. A failure stays on the
     request's record; fulfilling again carries on where it stopped."""
     request = await get(core, request_id)
-    if request.state is RequestState.RECEIVED:
-        raise Conflict(
-            "verify the customer's identity first (POST /v1/requests/{id}/verify), then fulfil"
-        )
-    if not request.state.open:
-        raise Conflict(f"the request is already {request.state.value}")
-    if request.type in (RequestType.RECTIFICATION, RequestType.RESTRICT):
-        check_reason(note, f"completing a {request.type.value} request (say what was done)",
-                     required=True)  # fmt: skip
-    if request.state is RequestState.VERIFIED:
-        request = await step(core, request_id, "start", actor)
+    steps = before_fulfilling(request.state, request.type, note)
+    if isinstance(steps, Refusal):
+        raise refused(steps)
+    for first in steps:
+        request = await step(core, request_id, first, actor)
     try:
         if request.type in (RequestType.ACCESS, RequestType.PORTABILITY):
             return await dsr_export.export(core, request, actor)
@@ -112,12 +105,12 @@ async def fulfil(
 
             return await core.writer.submit(job)
         return await step(
-            core, request_id, "complete", actor, reason=note,
+            core, request_id, Step.COMPLETE, actor, reason=note,
             result={"done": "by staff: what was done is in the request's note"},
         )  # fmt: skip
     except PluginFailed as exc:
         failed = ", ".join(sorted(exc.failures))
-        await step(core, request_id, "fail", actor, reason=str(exc),
+        await step(core, request_id, Step.FAIL, actor, reason=str(exc),
                    details={"failed_plugins": failed})  # fmt: skip
         raise
 
@@ -178,7 +171,7 @@ async def _erase_one(
         if request_id is None:
             request = await file_request(
                 core, subject_id, region, RequestType.ERASURE, actor,
-                regulation=regulation, channel=Channel.BULK, note=note,
+                regulation=regulation, origin=RequestOrigin.BULK, note=note,
                 verified_by=f"bulk erasure by {actor.actor}",
             )  # fmt: skip
             request_id = request.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+from uuid import UUID
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -11,7 +12,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 
 from consentry.access import keys as access
-from consentry.core.errors import Forbidden, TooManyRequests, Unauthorized
+from consentry.core.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
 from consentry.http.deps import CoreDep
@@ -107,3 +108,12 @@ def require_customer(principal: Principal) -> Principal:
     if principal.kind != "customer":
         raise Forbidden("this endpoint is for customers; use a customer token")
     return principal
+
+
+async def me(core: Core, principal: Principal) -> tuple[UUID, str]:
+    """The customer the token is for (and only a customer token): id and region."""
+    require_customer(principal)
+    row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", UUID(principal.id))
+    if row is None:
+        raise NotFound("this customer no longer exists")
+    return UUID(str(row["id"])), row["region"]

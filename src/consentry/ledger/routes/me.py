@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromQuery, JSONBody
 
-from consentry.core.errors import NotFound
-from consentry.core.principals import Principal
-from consentry.core.runtime import Core
 from consentry.http import convert
 from consentry.http import schemas as s
-from consentry.http.auth import require_customer
+from consentry.http.auth import me
 from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.http.writes import respond
 from consentry.ledger import consents, preferences
 from consentry.ledger.routes.consents import GpcHeader, to_request
 from consentry.ledger.routes.preferences import to_patch
-
-
-async def me(core: Core, principal: Principal) -> tuple[UUID, str]:
-    """The customer the token is for (and only a customer token): id and region."""
-    require_customer(principal)
-    row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", UUID(principal.id))
-    if row is None:
-        raise NotFound("this customer no longer exists")
-    return UUID(str(row["id"])), row["region"]
 
 
 class MeController(Controller):

@@ -16,10 +16,9 @@ from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import records as customers
 from consentry.domain.decision import Reason
 from consentry.http import schemas as s
-from consentry.http.auth import require
+from consentry.http.auth import me, require
 from consentry.http.deps import CoreDep, ExternalIdPath, Instant, PrincipalDep, plain
 from consentry.ledger import proofs, receipts
-from consentry.ledger.routes.me import me
 
 PROOF_SCOPES = (Scope.COMPLIANCE_READ, Scope.ADMIN)
 At = Annotated[
