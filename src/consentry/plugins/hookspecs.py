@@ -24,13 +24,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+import click
 import pluggy
 
 from consentry.plugins.types import (
     Assignee,
     Capability,
     Channel,
-    Command,
     ConsentChange,
     Conversation,
     CustomerEvent,
@@ -67,8 +67,12 @@ def register_tables(register: Callable[[type[Any]], None]) -> None:
 
 
 @hookspec
-def register_commands(register: Callable[[Command], None]) -> None:
-    """Contribute `consentry <name>` subcommands. Called when the CLI starts."""
+def register_commands(group: click.Group) -> None:
+    """Contribute `consentry <name>` subcommands: add click commands (or groups) to `group`.
+    They are listed in `consentry --help` with the plugin's name. A command that decorates its
+    async callback with `consentry.plugins.with_context` gets the plugin's context, on the
+    existing data (it creates none); its result is the exit code. Two plugins cannot use the
+    same name, nor a plugin the name of one of the service's own commands."""
 
 
 @hookspec
