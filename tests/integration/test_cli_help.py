@@ -18,6 +18,7 @@ from consentry.host.manager import Plugins
 from consentry.plugins import PluginContext, hookimpl, with_context
 from consentry.settings import NoData, Settings
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 BUILT_IN = {
     "audit", "erase", "keys", "migrate", "openapi", "plugins", "policy", "receipt", "requests",
     "serve", "settings",
@@ -88,6 +89,13 @@ def test_the_help_lists_every_command(tmp_path: Path) -> None:
                 assert own.exit_code == 0, own.output
                 assert "--data-dir DIR" in own.output and "--config FILE" in own.output
     assert leaves >= 24  # audit 5, requests 8, keys 3, policy 2, receipt 1, and the rest
+
+
+def test_the_readme_names_every_command() -> None:
+    """README's command list names each top-level command (the old hand-drawn help drifted)."""
+    section = README.read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
+    missing = {name for name in BUILT_IN if f"consentry {name}" not in section}
+    assert not missing, f"README's Commands section misses {sorted(missing)}"
 
 
 def test_version(tmp_path: Path) -> None:
