@@ -116,7 +116,7 @@ class Commands(click.Group):
     or to list them all: plugins never slow down the service's own commands)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*super().list_commands(ctx), *sorted(self._plugin_commands(ctx))]
+        return [*super().list_commands(ctx), *sorted(self._plugin_commands(ctx, listing=True))]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
@@ -124,12 +124,25 @@ class Commands(click.Group):
             found = plugin[cmd_name][1]
         return found
 
-    def _plugin_commands(self, ctx: click.Context) -> dict[str, tuple[str, click.Command]]:
-        found = opener(ctx).plugin_commands()
-        for name, (owner, command) in found.items():
-            if name in self.commands:
-                raise click.ClickException(f"plugin {owner}: `{name}` is a built-in command")
-            with_global_options(command)
+    def _plugin_commands(
+        self, ctx: click.Context, *, listing: bool = False
+    ) -> dict[str, tuple[str, click.Command]]:
+        """Plugins that cannot load (or take a built-in name) fail a command they would run;
+        a listing (help, completion) says why once and shows the built-in commands."""
+        try:
+            found = opener(ctx).plugin_commands()
+            for name, (owner, command) in found.items():
+                if name in self.commands:
+                    raise ValueError(f"plugin {owner}: `{name}` is a built-in command")
+                with_global_options(command)
+        except Exception as exc:  # a plugin's mistake: said, not a traceback
+            problem = f"plugins failed to load: {exc}"
+            if not listing:
+                raise click.ClickException(problem) from exc
+            if not ctx.meta.setdefault("consentry.plugins_said", False):
+                click.echo(f"consentry: warning: {problem}", err=True)
+                ctx.meta["consentry.plugins_said"] = True
+            return {}
         return found
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -139,7 +152,7 @@ class Commands(click.Group):
             formatter.write_dl(sorted(built_in))
         plugin = [
             (name, f"{command.get_short_help_str(width)} (plugin {owner})")
-            for name, (owner, command) in sorted(self._plugin_commands(ctx).items())
+            for name, (owner, command) in sorted(self._plugin_commands(ctx, listing=True).items())
         ]
         if plugin:
             with formatter.section("Plugin commands"):

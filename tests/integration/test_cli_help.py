@@ -135,9 +135,16 @@ def test_a_plugin_command_needs_existing_data(tmp_path: Path) -> None:
 
 
 def test_a_plugin_cannot_take_a_built_in_name(tmp_path: Path) -> None:
-    done = invoke(tmp_path, "--help", modules=(plugin("hello", click.Command("serve")),))
+    """A plugin command named like a built-in one fails the plugin commands it would run, with
+    why; the help says so once and still lists the built-in commands."""
+    modules = (plugin("hello", click.Command("serve")), plugin("other", whoami))
+    done = invoke(tmp_path, "whoami", modules=modules)
     assert done.exit_code == 1
-    assert "plugin hello: `serve` is a built-in command" in done.output
+    assert "plugins failed to load: plugin hello: `serve` is a built-in command" in done.output
+    shown = invoke(tmp_path, "--help", modules=modules)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stderr.count("`serve` is a built-in command") == 1
+    assert "  serve " in shown.stdout and "whoami" not in shown.stdout
 
 
 def test_two_plugins_cannot_register_the_same_command() -> None:
