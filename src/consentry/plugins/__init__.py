@@ -1,6 +1,6 @@
 """The plugin author's API: implement hooks with `hookimpl`; the contract is `hookspecs`."""
 
-from consentry.plugins.commands import CommandHost, with_context
+from consentry.plugins.commands import with_context
 from consentry.plugins.hookspecs import hookimpl
 from consentry.plugins.types import (
     Assignee,
@@ -20,7 +20,6 @@ __all__ = [
     "Assignee",
     "Capability",
     "Channel",
-    "CommandHost",
     "ConsentChange",
     "Conversation",
     "CustomerEvent",

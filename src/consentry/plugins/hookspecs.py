@@ -6,7 +6,8 @@ Rules that hold for every hook:
 - Implement a hook with `@consentry.plugins.hookimpl` and a function of the same name; take only
   the arguments you need (pluggy passes them by name). Signatures only ever grow.
 - Registration hooks run once, at start, and receive a `register` callback: call it for each
-  thing you contribute. The core validates and de-duplicates; a plugin never mutates core state.
+  thing you contribute (`register_commands` receives a click group to add commands to). The
+  core validates and de-duplicates; a plugin never mutates core state.
 - Hooks marked *async* return an awaitable (write `async def`). The core awaits each plugin's
   result on its own, with a time limit (`CONSENTRY_PLUGIN_TIMEOUT_SECONDS`, 5 s by default): a
   plugin that raises, hangs or returns the wrong type is logged, named in the answer as a
