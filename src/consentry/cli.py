@@ -103,7 +103,7 @@ class SettingsOpener:
             return await body(core.plugin_context(owner))
 
 
-def opener(ctx: click.Context) -> SettingsOpener:
+def opener_of(ctx: click.Context) -> SettingsOpener:
     root = ctx.find_root()
     if root.obj is None:  # invoked without `main`, e.g. click's test runner
         root.obj = SettingsOpener(Settings.load())
@@ -130,7 +130,7 @@ class Commands(click.Group):
         """Plugins that cannot load (or take a built-in name) fail a command they would run;
         a listing (help, completion) says why once and shows the built-in commands."""
         try:
-            found = opener(ctx).plugin_commands()
+            found = opener_of(ctx).plugin_commands()
             for name, (owner, command) in found.items():
                 if name in self.commands:
                     raise ValueError(f"plugin {owner}: `{name}` is a built-in command")
@@ -168,8 +168,9 @@ def with_global_options(command: click.Command) -> None:
         for option, metavar, text in GLOBAL_OPTIONS
         if option not in have
     ]
-    for child in getattr(command, "commands", {}).values():
-        with_global_options(child)
+    if isinstance(command, click.Group):
+        for child in command.commands.values():
+            with_global_options(child)
 
 
 @click.group(cls=Commands, help=DESCRIPTION)
