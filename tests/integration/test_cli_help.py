@@ -12,6 +12,7 @@ from types import ModuleType
 import click
 import pytest
 from click.testing import CliRunner
+from pluggy import PluginValidationError
 
 from consentry.cli import SettingsOpener, cli, main
 from consentry.host.manager import Plugins
@@ -156,3 +157,17 @@ def test_usage_mistakes_exit_2(tmp_path: Path) -> None:
     for args in (["nonsense"], ["audit"], ["keys", "create", "--scope", "root", "--name", "x"]):
         done = invoke(tmp_path, *args)
         assert done.exit_code == 2, (args, done.output)
+
+
+def test_the_old_register_commands_is_refused_naming_the_plugin() -> None:
+    """A plugin still written for `register_commands(register)` (before the click group) stops
+    the load with an error naming it, as the guide's changelog says."""
+    module = ModuleType("old")
+
+    @hookimpl
+    def register_commands(register: object) -> None:
+        pass
+
+    module.register_commands = register_commands  # type: ignore[attr-defined]
+    with pytest.raises(PluginValidationError, match="Plugin 'old' for hook 'register_commands'"):
+        Plugins.of(("old", module))
