@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from uuid import UUID
 
 import httpx
+import msgspec
 
+from consentry.core.principals import SYSTEM
+from consentry.core.runtime import Core
 from consentry.dsr.bundle import read_bundle
+from consentry.dsr.cli import request_json
+from consentry.dsr.requests import get
+from consentry.http.convert import dsr_request
 from consentry.settings import Settings
 from consentry.testing import run_cli as consentry
 
@@ -78,3 +85,20 @@ async def test_fulfil_and_export_an_access_request(
     assert files["customer.json"]["identities"] == {"email": "x@x.io"}
     code, _, err = await consentry(settings, "requests", "show", "not-a-uuid")
     assert code == 1 and "request ids are UUIDs" in err
+
+
+async def test_the_cli_shows_a_request_as_the_api_does(
+    client: httpx.AsyncClient, core: Core
+) -> None:
+    """`requests show` and `list --json` print what GET /v1/requests/{id} answers (the CLI
+    converts in the dsr area, without the HTTP layer): same keys, same values."""
+    r = await client.put("/v1/customers/cli-j", json={"region": "EU"})
+    assert r.status_code == 201
+    r = await client.post(
+        "/v1/requests",
+        json={"external_id": "cli-j", "type": "access", "verified_by": "signed-in account"},
+    )
+    assert r.status_code == 201, r.text
+    request = await get(core, UUID(r.json()["id"]), SYSTEM)
+    now = core.clock()
+    assert json.loads(request_json(request, now)) == msgspec.to_builtins(dsr_request(request, now))

@@ -123,8 +123,8 @@ async def test_locked_out_admins_get_back_in_with_the_cli(
     ("args", "message"),
     [
         (("revoke", "0123456789abcdef"), "no API key '0123456789abcdef'"),
-        (("create", "--scope", "root", "--name", "x"), "invalid choice: 'root'"),
-        (("create", "--scope", "admin"), "the following arguments are required: --name"),
+        (("create", "--scope", "root", "--name", "x"), "'root' is not one of 'admin'"),
+        (("create", "--scope", "admin"), "Missing option '--name'"),
     ],
 )
 async def test_mistakes_are_named(

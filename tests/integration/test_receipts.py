@@ -27,8 +27,8 @@ from consentry.crypto.signing import (
 from consentry.customers.records import CustomerUpsert, upsert
 from consentry.domain.consent import Decision, Source
 from consentry.ledger import consents
+from consentry.ledger.cli import verify_receipt
 from consentry.ledger.consents import DecisionIn, RecordRequest
-from consentry.ledger.receipt_cli import verify_receipt
 from consentry.ledger.receipts import RECEIPT_VERSION, receipt_for, receipt_id
 
 STAFF = Principal("key", "k-test")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from consentry.plugins import Message
-from consentry.testing import Service
+from consentry.testing import Service, run_cli
 
 from chat_server import SECRET, Webhook
 from consentry_chat import webhook
@@ -199,3 +200,27 @@ def test_a_receiver_rejects_tampered_or_stale_signatures(tamper: str, age: int) 
     other_body = b'{"text":"hi!"}' if tamper == "body" else body
     secret = "other" if tamper == "secret" else SECRET
     assert not webhook.verify(secret, header, other_body, now=now)
+
+
+async def test_the_chat_deliveries_command_counts_by_status(
+    consentry_service: Service,
+    chat_webhook: Webhook,
+    consentry_policy_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`consentry chat-deliveries`, listed in `consentry --help`, counts the deliveries by
+    status with the plugin's context, in a real process on the service's data."""
+    await consentry_service.customer("c-9", identities=EMAIL)
+    response = await consentry_service.client.post(
+        "/v1/plugins/chat/send", json={"external_id": "c-9", "text": "hi"}
+    )
+    assert response.status_code == 201, response.text
+    monkeypatch.setenv("CONSENTRY_PLUGINS", "chat")
+    monkeypatch.setenv("CONSENTRY_POLICY_PATH", str(consentry_policy_path))
+    settings = consentry_service.core.settings
+    code, out, err = await run_cli(settings, "chat-deliveries")
+    assert code == 0, err
+    assert out == "1 deliveries\n  delivered: 1\n"
+    code, out, err = await run_cli(settings, "--help")
+    assert code == 0, err
+    assert "chat-deliveries  count the chat messages sent, by status (plugin chat)" in out

@@ -6,88 +6,96 @@ mint a key, so nothing here asks for one. Every change is audited with the actor
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import click
+
+from consentry.core.errors import ServiceError
+from consentry.core.opener import run_on_core
 from consentry.core.principals import Scope
-from consentry.settings import Settings
 
 if TYPE_CHECKING:
     from consentry.access.keys import ApiKeyInfo
+    from consentry.core.opener import Opener
     from consentry.core.runtime import Core
 
-HELP = """\
-Create, list and revoke API keys on the data store directly (no running service, no key
-needed): the way back in when every admin key is lost or revoked. A new key is printed once, on
-standard output; only its hash is stored. Changes are audited as actor system:cli.
 
-Exit codes: 0 done; 1 refused (unknown key, last admin key without --force); 2 usage error."""
+@click.group(short_help="create, list and revoke API keys (recovery when no admin key is left)")
+def keys() -> None:
+    """Create, list and revoke API keys on the data store directly (no running service, no key
+    needed): the way back in when every admin key is lost or revoked. A new key is printed once,
+    on standard output; only its hash is stored. Changes are audited as actor system:cli.
 
-
-def add_commands(sub: Any) -> None:
-    keys = sub.add_parser(
-        "keys",
-        help="create, list and revoke API keys (recovery when no admin key is left)",
-        description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ksub = keys.add_subparsers(dest="keys_command", required=True)
-    create = ksub.add_parser("create", help="create a key and print it once (standard output)")
-    create.add_argument(
-        "--scope",
-        action="append",
-        required=True,
-        choices=[s.value for s in Scope],
-        help="a scope the key gets; repeat for several",
-    )
-    create.add_argument("--name", required=True, help="what the key is for (1-200 characters)")
-    ksub.add_parser("list", help="every key: id, name, scopes, who created it, active or revoked")
-    revoke = ksub.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("id", help="the key's id (the part after ck_)")
-    revoke.add_argument(
-        "--force", action="store_true", help="revoke even the last active admin key"
-    )
+    Exit codes: 0 done; 1 refused (unknown key, last admin key without --force); 2 usage error.
+    """
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_keys(args, settings))
+@keys.command(short_help="create a key and print it once (standard output)")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice([s.value for s in Scope]),
+    help="a scope the key gets; repeat for several",
+)
+@click.option("--name", required=True, help="what the key is for (1-200 characters)")
+@click.pass_obj
+def create(opener: Opener, scopes: tuple[str, ...], name: str) -> int:
+    """Create a key and print it once, on standard output."""
+
+    async def run(core: Core) -> None:
+        from consentry.access import keys as access
+        from consentry.core.principals import CLI
+
+        new = await access.create_key(core, name, list(scopes), CLI)
+        print(new.key)
+        print(
+            f"created API key {new.info.id} ({', '.join(new.info.scopes)}); it is shown"
+            " once, here, and only its hash is stored: keep it now",
+            file=sys.stderr,
+        )
+
+    return run_on_core(opener, run, refused=_refused)
 
 
-async def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    from consentry.access import keys as access
-    from consentry.boot import close_core, open_core
-    from consentry.core.errors import ServiceError
-    from consentry.core.principals import CLI
+@keys.command("list", short_help="every key: id, name, scopes, who created it, active or revoked")
+@click.pass_obj
+def list_keys(opener: Opener) -> int:
+    """Every key: id, name, scopes, who created it, active or revoked."""
 
-    core = await open_core(settings, create=False)  # recovery works on the real data only
-    try:
-        if args.keys_command == "create":
-            new = await access.create_key(core, args.name, args.scope, CLI)
-            print(new.key)
-            print(
-                f"created API key {new.info.id} ({', '.join(new.info.scopes)}); it is shown"
-                " once, here, and only its hash is stored: keep it now",
-                file=sys.stderr,
-            )
-        elif args.keys_command == "list":
-            keys = await _all_keys(core)
-            if keys:
-                print(_table(keys))
-            else:
-                print("no keys", file=sys.stderr)
+    async def run(core: Core) -> None:
+        found = await _all_keys(core)
+        if found:
+            print(_table(found))
         else:
-            done = await access.revoke_key(core, args.id, CLI, force=args.force)
-            print(f"revoked API key {done.id} ({done.name})", file=sys.stderr)
-        return 0
-    except ServiceError as exc:
-        hint = " (or revoke it anyway with --force)" if "last active admin" in exc.detail else ""
-        print(exc.detail + hint, file=sys.stderr)
-        return 1
-    finally:
-        await close_core(core)
+            print("no keys", file=sys.stderr)
+
+    return run_on_core(opener, run, refused=_refused)
+
+
+@keys.command(short_help="revoke a key at once")
+@click.argument("id")
+@click.option("--force", is_flag=True, help="revoke even the last active admin key")
+@click.pass_obj
+def revoke(opener: Opener, id: str, force: bool) -> int:
+    """Revoke a key at once. ID is the key's id (the part after ck_)."""
+
+    async def run(core: Core) -> None:
+        from consentry.access import keys as access
+        from consentry.core.principals import CLI
+
+        done = await access.revoke_key(core, id, CLI, force=force)
+        print(f"revoked API key {done.id} ({done.name})", file=sys.stderr)
+
+    return run_on_core(opener, run, refused=_refused)
+
+
+def _refused(exc: ServiceError) -> str:
+    last = "last active admin" in exc.detail
+    return exc.detail + (" (or revoke it anyway with --force)" if last else "")
 
 
 async def _all_keys(core: Core) -> list[ApiKeyInfo]:

@@ -2,119 +2,88 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import click
 
 from consentry.audit.checkpoints import Checkpoint
 from consentry.audit.verify import Report, verify_export
+from consentry.core.opener import run_on_core
+from consentry.core.progress import Progress
 from consentry.crypto.signing import KeyRing, SignatureError
-from consentry.settings import NoData, Settings
 from consentry.storage.files import open_private
 
-VERIFY_HELP = """Verify the audit log.
-
-Without FILE: the database named by the settings. Every entry's hash and link is recomputed,
-the Merkle tree is rebuilt, and its root is compared with the signed checkpoints.
-With FILE: a JSONL export, offline (no database, no service), with --public-key only.
-
-Exit codes: 0 verified; 1 broken (the first bad sequence number is named); 2 usage error;
-3 unverifiable (entries after the last signed checkpoint, or no checkpoint at all)."""
+if TYPE_CHECKING:
+    from consentry.core.opener import Opener
+    from consentry.core.runtime import Core
 
 SAMPLE = 10_000  # checkpoints whose signature and root are checked by default
 
 
-def add_commands(sub: Any) -> None:
-    audit = sub.add_parser("audit", help="verify, checkpoint, export the audit log; rotate keys")
-    asub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = asub.add_parser(
-        "verify",
-        help="verify the chain in the database, or an export file offline",
-        description=VERIFY_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+@click.group(short_help="verify, checkpoint, export the audit log; rotate keys")
+def audit() -> None:
+    """Verify, checkpoint and export the audit log; write its public keys; rotate the key."""
+
+
+@audit.command(short_help="verify the chain in the database, or an export file offline")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path),
+    help="JWK Set (GET /.well-known/jwks.json), JWK or PEM; required with FILE."
+    " For the database, default: the keys the database publishes",
+)
+@click.option(
+    "--all-checkpoints",
+    is_flag=True,
+    help=f"check every checkpoint, not the latest plus a sample of {SAMPLE:,}",
+)
+@click.option("--quiet", is_flag=True, help="no progress lines")
+@click.option(
+    "--workers",
+    type=int,
+    help="processes for a database of 400,000 entries or more (default: one per core;"
+    " 1: in process)",
+)
+@click.pass_obj
+def verify(
+    opener: Opener,
+    file: Path | None,
+    public_key: Path | None,
+    all_checkpoints: bool,
+    quiet: bool,
+    workers: int | None,
+) -> int:
+    """Verify the audit log.
+
+    Without FILE: the database named by the settings. Every entry's hash and link is
+    recomputed, the Merkle tree is rebuilt, and its root is compared with the signed
+    checkpoints. With FILE: a JSONL export, offline (no database, no service), with
+    --public-key only.
+
+    Exit codes: 0 verified; 1 broken (the first bad sequence number is named); 2 usage error;
+    3 unverifiable (entries after the last signed checkpoint, or no checkpoint at all).
+    """
+    if file is not None:
+        return _verify_file(file, public_key, quiet=quiet)
+    return asyncio.run(
+        _verify_database(opener, public_key, quiet=quiet, every=all_checkpoints, workers=workers)
     )
-    verify.add_argument("file", nargs="?", type=Path, help="a JSONL export (default: database)")
-    verify.add_argument(
-        "--public-key",
-        type=Path,
-        help="JWK Set (GET /.well-known/jwks.json), JWK or PEM; required with FILE."
-        " For the database, default: the keys the database publishes",
-    )
-    verify.add_argument(
-        "--all-checkpoints",
-        action="store_true",
-        help=f"check every checkpoint, not the latest plus a sample of {SAMPLE:,}",
-    )
-    verify.add_argument("--quiet", action="store_true", help="no progress lines")
-    verify.add_argument(
-        "--workers",
-        type=int,
-        help="processes for a database of 400,000 entries or more (default: one per core;"
-        " 1: in process)",
-    )
-    asub.add_parser("checkpoint", help="sign a checkpoint now and print it")
-    export = asub.add_parser("export", help="export entries (JSONL verifies offline) to a file")
-    export.add_argument("--output", type=Path, required=True)
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    export.add_argument("--customer", help="external id of a customer")
-    export.add_argument("--actor")
-    export.add_argument("--action", help="e.g. consent.recorded, or consent.*")
-    export.add_argument("--purpose")
-    export.add_argument("--since", type=datetime.fromisoformat)
-    export.add_argument("--until", type=datetime.fromisoformat)
-    keys = asub.add_parser("keys", help="write the public keys (JWK Set) for offline checks")
-    keys.add_argument("--output", type=Path, help="default: standard output")
-    asub.add_parser(
-        "rotate-key",
-        help="new signing key; the old one signs a last checkpoint and stays published",
-    )
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    command = args.audit_command
-    if command == "verify":
-        if args.file is not None:
-            return _verify_file(args.file, args.public_key, quiet=args.quiet)
-        return asyncio.run(
-            _verify_database(
-                settings,
-                args.public_key,
-                quiet=args.quiet,
-                every=args.all_checkpoints,
-                workers=args.workers,
-            )
-        )
-    return asyncio.run(_with_core(args, settings))
+def _progress(total: int | None, quiet: bool) -> Progress:
+    """Entries so far, of how many, and the rate."""
 
+    def describe(done: int, rate: float) -> str:
+        share = f" of {total:,} ({done / total:.0%})" if total else ""
+        return f"  {done:,} entries{share}, {rate:,.0f}/s"
 
-# -- verify ---------------------------------------------------------------------------------------
-
-
-class _Progress:
-    """A line on stderr at most once a second: entries so far and the rate."""
-
-    def __init__(self, total: int | None, quiet: bool) -> None:
-        self._total = total
-        self._quiet = quiet
-        self._start = self._last = time.monotonic()
-
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if self._quiet or now - self._last < 1.0:
-            return
-        self._last = now
-        rate = done / max(now - self._start, 1e-9)
-        share = f" of {self._total:,} ({done / self._total:.0%})" if self._total else ""
-        print(f"  {done:,} entries{share}, {rate:,.0f}/s", file=sys.stderr, flush=True)
-
-    def rate(self, done: int) -> str:
-        seconds = time.monotonic() - self._start
-        return f"{seconds:.1f} s, {done / max(seconds, 1e-9):,.0f} entries/s"
+    return Progress(total, describe, quiet=quiet)
 
 
 def _load_keys(path: Path) -> KeyRing:
@@ -126,9 +95,11 @@ def _load_keys(path: Path) -> KeyRing:
         raise SystemExit(f"{path}: {exc}") from None
 
 
-def _print(report: Report, progress: _Progress) -> int:
+def _print(report: Report, progress: Progress) -> int:
     print(report.summary())
-    print(f"({progress.rate(report.entries)})", file=sys.stderr)
+    seconds = progress.seconds
+    rate = report.entries / max(seconds, 1e-9)
+    print(f"({seconds:.1f} s, {rate:,.0f} entries/s)", file=sys.stderr)
     return report.exit_code
 
 
@@ -141,9 +112,8 @@ def _verify_file(path: Path, key_path: Path | None, *, quiet: bool) -> int:
         )
         return 2
     keys = _load_keys(key_path)
-    progress = _Progress(None, quiet)
     try:
-        with path.open("rb") as handle:
+        with path.open("rb") as handle, _progress(None, quiet) as progress:
             report = verify_export(handle, keys, progress=progress)
     except OSError as exc:
         print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
@@ -164,26 +134,17 @@ def sample(checkpoints: list[Checkpoint], limit: int) -> list[Checkpoint]:
 
 
 async def _verify_database(
-    settings: Settings, key_path: Path | None, *, quiet: bool, every: bool, workers: int | None
+    opener: Opener, key_path: Path | None, *, quiet: bool, every: bool, workers: int | None
 ) -> int:
     from consentry.audit_log.tree import all_checkpoints, key_ring
     from consentry.audit_log.verify import verify_database
-    from consentry.boot import database_url, missing_data, missing_tables
-    from consentry.storage.database import Database
 
-    if problem := missing_data(settings, secrets=False):  # verifying needs no secret
-        raise NoData(problem)
-    db = Database(database_url(settings))
-    await db.start(pool_size=2)
-    try:
-        if problem := await missing_tables(db):
-            raise NoData(problem)
+    async with opener.database() as db:  # verifying needs no secret
         head = await db.fetchrow("SELECT seq FROM audit_head WHERE id = 1")
         assert head is not None, "made with the tables"
         keys = _load_keys(key_path) if key_path else await key_ring(db)
         found = await all_checkpoints(db)
         chosen = found if every else sample(found, SAMPLE)
-        progress = _Progress(int(head["seq"]), quiet)
         if len(chosen) < len(found):
             print(
                 f"checking {len(chosen):,} of {len(found):,} checkpoints"
@@ -195,66 +156,117 @@ async def _verify_database(
                 "using the public keys stored in the database (--public-key to pin them)",
                 file=sys.stderr,
             )
-        report = await verify_database(
-            db,
-            database_url(settings),
-            chosen,
-            keys,
-            head_seq=int(head["seq"]),
-            progress=progress,
-            workers=workers,
-        )
+        with _progress(int(head["seq"]), quiet) as progress:
+            report = await verify_database(
+                db,
+                opener.database_url,
+                chosen,
+                keys,
+                head_seq=int(head["seq"]),
+                progress=progress,
+                workers=workers,
+            )
         return _print(report, progress)
-    finally:
-        await db.close()
 
 
 # -- commands that run the core ----------------------------------------------------------------
 
 
-async def _with_core(args: argparse.Namespace, settings: Settings) -> int:
-    from consentry.audit_log import browse as audit_log
-    from consentry.audit_log import tree as audit_tree
-    from consentry.boot import close_core, open_core
-    from consentry.core.errors import ServiceError
-    from consentry.core.principals import SYSTEM
-    from consentry.customers import records as customers
+@audit.command(short_help="sign a checkpoint now and print it")
+@click.pass_obj
+def checkpoint(opener: Opener) -> int:
+    """Sign a checkpoint now and print it (JSON)."""
 
-    core = await open_core(settings, create=False)
+    async def run(core: Core) -> None:
+        print(json.dumps((await core.checkpointer.checkpoint()).to_json(), indent=2))
+
+    return run_on_core(opener, run)
+
+
+def _iso(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     try:
-        command = args.audit_command
-        if command == "checkpoint":
-            print(json.dumps((await core.checkpointer.checkpoint()).to_json(), indent=2))
-        elif command == "keys":
-            text = json.dumps((await audit_tree.key_ring(core.db)).jwks(), indent=2) + "\n"
-            if args.output:
-                args.output.write_text(text)
-                print(f"wrote {args.output}", file=sys.stderr)
-            else:
-                sys.stdout.write(text)
-        elif command == "rotate-key":
-            new = await audit_tree.rotate_key(core.checkpointer, settings, SYSTEM.actor)
-            print(f"new signing key {new.key_id}; restart running instances to use it")
+        return None if value is None else datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time") from None
+
+
+@audit.command(short_help="export entries (JSONL verifies offline) to a file")
+@click.option("--output", type=click.Path(path_type=Path), required=True)
+@click.option("--format", "form", type=click.Choice(("jsonl", "csv")), default="jsonl")
+@click.option("--customer", help="external id of a customer")
+@click.option("--actor")
+@click.option("--action", help="e.g. consent.recorded, or consent.*")
+@click.option("--purpose")
+@click.option("--since", callback=_iso, help="ISO 8601 date or time")
+@click.option("--until", callback=_iso, help="ISO 8601 date or time")
+@click.pass_obj
+def export(
+    opener: Opener,
+    output: Path,
+    form: Literal["jsonl", "csv"],
+    customer: str | None,
+    actor: str | None,
+    action: str | None,
+    purpose: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> int:
+    """Export entries to a file: a JSONL export verifies offline (`audit verify FILE`)."""
+
+    async def run(core: Core) -> None:
+        from consentry.audit_log import browse as audit_log
+        from consentry.core.principals import SYSTEM
+        from consentry.customers import records as customers
+
+        subject = (await customers.resolve(core, customer))[0] if customer else None
+        flt = audit_log.AuditFilter(subject, actor, action, purpose, since, until)
+        result = await audit_log.export(core, flt, form, SYSTEM)
+        count = await _write(output, result.lines)
+        print(
+            f"wrote {output}: {result.header['count']:,} entries,"
+            f" checkpoint at size {result.checkpoint.tree_size} ({count:,} bytes)",
+            file=sys.stderr,
+        )
+
+    return run_on_core(opener, run)
+
+
+@audit.command("keys", short_help="write the public keys (JWK Set) for offline checks")
+@click.option("--output", type=click.Path(path_type=Path), help="default: standard output")
+@click.pass_obj
+def public_keys(opener: Opener, output: Path | None) -> int:
+    """Write the public keys (JWK Set) that verify checkpoints and exports offline."""
+
+    async def run(core: Core) -> None:
+        from consentry.audit_log import tree as audit_tree
+
+        text = json.dumps((await audit_tree.key_ring(core.db)).jwks(), indent=2) + "\n"
+        if output:
+            output.write_text(text)
+            print(f"wrote {output}", file=sys.stderr)
         else:
-            subject = None
-            if args.customer:
-                subject, _ = await customers.resolve(core, args.customer)
-            f = audit_log.AuditFilter(
-                subject, args.actor, args.action, args.purpose, args.since, args.until
-            )
-            result = await audit_log.export(core, f, args.format, SYSTEM)
-            count = await _write(args.output, result.lines)
-            print(
-                f"wrote {args.output}: {result.header['count']:,} entries,"
-                f" checkpoint at size {result.checkpoint.tree_size} ({count:,} bytes)",
-                file=sys.stderr,
-            )
-        return 0
-    except ServiceError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    finally:
-        await close_core(core)
+            sys.stdout.write(text)
+
+    return run_on_core(opener, run)
+
+
+@audit.command(
+    "rotate-key",
+    short_help="new signing key; the old one signs a last checkpoint and stays published",
+)
+@click.pass_obj
+def rotate_key(opener: Opener) -> int:
+    """A new signing key: the old one signs a last checkpoint, its private half is destroyed
+    and its public half stays published."""
+
+    async def run(core: Core) -> None:
+        from consentry.audit_log import tree as audit_tree
+        from consentry.core.principals import SYSTEM
+
+        new = await audit_tree.rotate_key(core.checkpointer, core.settings, SYSTEM.actor)
+        print(f"new signing key {new.key_id}; restart running instances to use it")
+
+    return run_on_core(opener, run)
 
 
 async def _write(path: Path, lines: Any) -> int:

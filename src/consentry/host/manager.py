@@ -19,11 +19,12 @@ from importlib import metadata
 from types import ModuleType
 from typing import Any
 
+import click
 import pluggy
 import structlog
 
 from consentry.plugins import hookspecs
-from consentry.plugins.types import Assignee, Capability, Channel, Command, PluginContext
+from consentry.plugins.types import Assignee, Capability, Channel, PluginContext
 
 log = structlog.get_logger("consentry.plugins")
 
@@ -64,7 +65,7 @@ class Registry:
     capabilities: dict[str, tuple[str, Capability]] = field(default_factory=dict)
     routes: list[tuple[str, Any]] = field(default_factory=list)
     tables: list[tuple[str, type[Any]]] = field(default_factory=list)
-    commands: dict[str, tuple[str, Command]] = field(default_factory=dict)
+    commands: dict[str, tuple[str, click.Command]] = field(default_factory=dict)
     channels: dict[str, tuple[str, Channel]] = field(default_factory=dict)
     filters: dict[str, tuple[str, Callable[..., Any]]] = field(default_factory=dict)
 
@@ -141,7 +142,10 @@ class Plugins:
         for impl in self._impls(hook):
             owner = impl.plugin_name
             register = self._register_for(hook, owner)
-            impl.function(*[{"register": register}[a] for a in impl.argnames])
+            group = click.Group(owner)  # commands: each plugin adds to a group of its own
+            impl.function(*[{"register": register, "group": group}[a] for a in impl.argnames])
+            for name, command in group.commands.items():
+                register(name, command)
 
     def _register_for(self, hook: str, owner: str) -> Callable[..., None]:
         r = self.registry
@@ -160,7 +164,7 @@ class Plugins:
             elif kind == "tables":
                 r.tables.append((owner, args[0]))
             elif kind == "commands":
-                unique("command", r.commands, args[0].name, args[0])
+                unique("command", r.commands, args[0], args[1])
             elif kind == "channels":
                 unique("channel", r.channels, args[0].name, args[0])
             else:

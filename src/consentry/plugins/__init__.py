@@ -1,11 +1,11 @@
 """The plugin author's API: implement hooks with `hookimpl`; the contract is `hookspecs`."""
 
+from consentry.plugins.commands import with_context
 from consentry.plugins.hookspecs import hookimpl
 from consentry.plugins.types import (
     Assignee,
     Capability,
     Channel,
-    Command,
     ConsentChange,
     Conversation,
     CustomerEvent,
@@ -20,7 +20,6 @@ __all__ = [
     "Assignee",
     "Capability",
     "Channel",
-    "Command",
     "ConsentChange",
     "Conversation",
     "CustomerEvent",
@@ -30,4 +29,5 @@ __all__ = [
     "PluginContext",
     "SubjectView",
     "hookimpl",
+    "with_context",
 ]

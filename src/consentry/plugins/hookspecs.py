@@ -6,7 +6,8 @@ Rules that hold for every hook:
 - Implement a hook with `@consentry.plugins.hookimpl` and a function of the same name; take only
   the arguments you need (pluggy passes them by name). Signatures only ever grow.
 - Registration hooks run once, at start, and receive a `register` callback: call it for each
-  thing you contribute. The core validates and de-duplicates; a plugin never mutates core state.
+  thing you contribute (`register_commands` receives a click group to add commands to). The
+  core validates and de-duplicates; a plugin never mutates core state.
 - Hooks marked *async* return an awaitable (write `async def`). The core awaits each plugin's
   result on its own, with a time limit (`CONSENTRY_PLUGIN_TIMEOUT_SECONDS`, 5 s by default): a
   plugin that raises, hangs or returns the wrong type is logged, named in the answer as a
@@ -24,13 +25,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+import click
 import pluggy
 
 from consentry.plugins.types import (
     Assignee,
     Capability,
     Channel,
-    Command,
     ConsentChange,
     Conversation,
     CustomerEvent,
@@ -67,8 +68,12 @@ def register_tables(register: Callable[[type[Any]], None]) -> None:
 
 
 @hookspec
-def register_commands(register: Callable[[Command], None]) -> None:
-    """Contribute `consentry <name>` subcommands. Called when the CLI starts."""
+def register_commands(group: click.Group) -> None:
+    """Contribute `consentry <name>` subcommands: add click commands (or groups) to `group`.
+    They are listed in `consentry --help` with the plugin's name. A command that decorates its
+    async callback with `consentry.plugins.with_context` gets the plugin's context, on the
+    existing data (it creates none); its result is the exit code. Two plugins cannot use the
+    same name, nor a plugin the name of one of the service's own commands."""
 
 
 @hookspec

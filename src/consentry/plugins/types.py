@@ -152,17 +152,6 @@ class Channel:
         return self.ready is None or self.ready()
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A `consentry <name>` subcommand: `configure` adds arguments to its parser, `run` gets
-    the parsed arguments and a context, and returns the exit code."""
-
-    name: str
-    help: str
-    configure: Callable[[Any], None]
-    run: Callable[[Any, PluginContext], Awaitable[int]]
-
-
 class PluginContext(Protocol):
     """What the core hands a plugin when it calls it."""
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from consentry.plugins import Capability, Channel, Command, PluginContext, hookimpl
+import click
+from consentry.plugins import Capability, Channel, PluginContext, hookimpl, with_context
 
 from consentry_chat import deliveries, routes, tables, webhook
 
@@ -43,18 +44,14 @@ def register_routes(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
-def register_commands(register: Callable[[Command], None]) -> None:
-    register(
-        Command(
-            "chat-deliveries",
-            "count the chat messages sent, by status",
-            lambda parser: None,
-            _count_deliveries,
-        )
-    )
+def register_commands(group: click.Group) -> None:
+    group.add_command(count_deliveries)
 
 
-async def _count_deliveries(args: Any, context: PluginContext) -> int:
+@click.command("chat-deliveries", short_help="count the chat messages sent, by status")
+@with_context
+async def count_deliveries(context: PluginContext) -> int:
+    """Count the chat messages sent, by status."""
     rows = await context.fetch(
         "SELECT status, COUNT(*) AS n FROM chat_deliveries GROUP BY status ORDER BY status"
     )

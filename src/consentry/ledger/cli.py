@@ -8,13 +8,39 @@ Exit codes: 0 valid, 1 not valid (tampered, unknown key, malformed), 2 a file ca
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import click
+
 from consentry.crypto.signing import KeyRing, SignatureError, b64url_decode, jws_verify
 
 VALID, INVALID, UNUSABLE = 0, 1, 2
+
+
+@click.group(help="verify a signed consent receipt offline")
+def receipt() -> None:
+    pass
+
+
+@receipt.command(short_help="check a receipt (JWS) with the public key only")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="JWK Set, JWK or PEM public key(s)",
+)
+def verify(file: Path, public_key: Path) -> int:
+    """Check a consent receipt (JWS) offline, with the public key only.
+
+    FILE holds the compact JWS, or the JSON the API answers. Exit codes: 0 valid; 1 not valid
+    (tampered, unknown key, malformed); 2 a file cannot be used."""
+    code, message = verify_receipt(file, public_key)
+    print(message, file=sys.stdout if code == VALID else sys.stderr)
+    return code
 
 
 def _read(path: Path, what: str) -> bytes:
