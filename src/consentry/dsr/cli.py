@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from collections import Counter
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ import msgspec
 from consentry.core.errors import ServiceError
 from consentry.core.opener import run_on_core
 from consentry.core.progress import Progress
+from consentry.dsr.schemas import request_out
 from consentry.storage.files import write_private
 
 if TYPE_CHECKING:
@@ -209,36 +210,7 @@ def _detail(exc: ServiceError) -> str:
 
 def request_json(r: DsrRequest, now: datetime) -> str:
     """A request as one line of JSON: what `GET /v1/requests/{id}` answers."""
-
-    def day(d: date | None) -> str | None:
-        return d.isoformat() if d else None
-
-    clocks = {
-        "due": r.due_on.isoformat(),
-        "days_left": r.days_left(now),
-        "overdue": r.overdue(now),
-        "respond_by": r.respond_by.isoformat(),
-        "extended_to": day(r.extended_to),
-        "acknowledge_by": day(r.acknowledge_by),
-        "acknowledged_at": r.acknowledged_at,
-        "acknowledgement_overdue": r.state.open and r.acknowledgement_overdue(now),
-    }
-    shown = {
-        "id": r.id,
-        "external_id": r.external_id,
-        "type": r.type.value,
-        "regulation": r.regulation,
-        "state": r.state.value,
-        "channel": r.channel,
-        "received_at": r.received_at,
-        "clocks": clocks,
-        "extended_at": r.extended_at,
-        "closed_at": r.closed_at,
-        "notes": r.notes,
-        "history": r.history,
-        "result": r.result,
-    }
-    return json.dumps(msgspec.to_builtins(shown), sort_keys=True)
+    return json.dumps(msgspec.to_builtins(request_out(r, now)), sort_keys=True)
 
 
 # -- erase ----------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from consentry.customers.records import Customer
 from consentry.domain.consent import ConsentState
 from consentry.domain.decision import Verdict
 from consentry.domain.purposes import Policy, Purpose
-from consentry.dsr.schemas import request_out
 from consentry.http import schemas as s
 from consentry.ledger.consents import LedgerRecord, Recorded
 from consentry.ledger.events import StoredEvent
@@ -119,6 +118,3 @@ def purpose(policy: Policy, p: Purpose, language: str) -> s.PurposeOut:
         ),
         notice_history=[n.version for n in p.notices],
     )
-
-
-dsr_request = request_out  # the old name, which dsr/cli.py imports: the converter is dsr.schemas'
