@@ -33,10 +33,9 @@ from consentry.dsr.requests import (
 )
 from consentry.http import convert
 from consentry.http import schemas as s
-from consentry.http.auth import require, require_customer
+from consentry.http.auth import me, require, require_customer
 from consentry.http.deps import ClientDep, CoreDep, Cursor, Limit, PrincipalDep, client_address
 from consentry.http.writes import respond
-from consentry.ledger.routes.me import me
 
 HANDLE = (Scope.COMPLIANCE_WRITE,)  # file, verify, extend, reject, fulfil
 FILE = (Scope.COMPLIANCE_WRITE, Scope.BACKEND_WRITE)  # the company's backend may file too

@@ -30,7 +30,8 @@ from consentry.dsr.requests import (
     step_in,
 )
 from consentry.host.manager import PluginFailed
-from consentry.ledger.consents import LedgerRecord, opt_out_of_sale
+from consentry.ledger.consents import opt_out_of_sale
+from consentry.ledger.records import LedgerRecord
 from consentry.storage.writer import WriteTx
 
 MAX_BULK = 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+from uuid import UUID
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -14,6 +15,7 @@ from consentry.access import keys as access
 from consentry.core.errors import Forbidden, TooManyRequests, Unauthorized
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
+from consentry.customers import records as customers
 from consentry.http.deps import CoreDep
 from consentry.http.ratelimit import RateLimits, client_address, retry_after
 
@@ -107,3 +109,9 @@ def require_customer(principal: Principal) -> Principal:
     if principal.kind != "customer":
         raise Forbidden("this endpoint is for customers; use a customer token")
     return principal
+
+
+async def me(core: Core, principal: Principal) -> tuple[UUID, str]:
+    """The customer the token is for (and only a customer token): id and region."""
+    require_customer(principal)
+    return await customers.locate(core, UUID(principal.id))
