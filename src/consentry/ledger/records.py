@@ -41,7 +41,8 @@ class LedgerRecord:
     evidence: dict[str, Any]  # stored as JSON text
 
 
-COLUMNS = ("subject_id", *(f.name for f in fields(LedgerRecord)))
+FIELDS = tuple(f.name for f in fields(LedgerRecord))
+COLUMNS = ("subject_id", *FIELDS)
 _INSERT = (
     f"INSERT INTO consent_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
@@ -97,7 +98,7 @@ def new_record(
 
 async def append(tx: WriteTx, subject_id: UUID, r: LedgerRecord) -> None:
     """One ledger row and the matching current-state row: the only way consent is written."""
-    await tx.execute(_INSERT, subject_id, *(_stored(r, name) for name in COLUMNS[1:]))
+    await tx.execute(_INSERT, subject_id, *(_stored(r, name) for name in FIELDS))
     await tx.execute(
         _UPSERT_STATE,
         state_key(subject_id, r.purpose, r.channel),
@@ -121,7 +122,7 @@ def _stored(r: LedgerRecord, name: str) -> Any:
 
 def to_record(row: Row) -> LedgerRecord:
     """A `consent_records` row (SELECT *) as a LedgerRecord."""
-    kept = {name: row[name] for name in COLUMNS[1:]}
+    kept = {name: row[name] for name in FIELDS}
     kept["id"] = UUID(str(row["id"]))
     kept["evidence"] = json.loads(row["evidence"] or "{}")
     return LedgerRecord(**kept)
