@@ -19,7 +19,6 @@ from consentry.audit_log import tree as audit_tree
 from consentry.audit_log.browse import AuditFilter
 from consentry.core import notes as audit_notes
 from consentry.core.errors import Invalid
-from consentry.core.pagination import decode_cursor, encode_cursor
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
 from consentry.customers import records as customers
@@ -188,15 +187,8 @@ class AuditController(Controller):
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
     ) -> s.CheckpointPage:
         require(principal, Scope.COMPLIANCE_READ)
-        before = decode_cursor(cursor, 1)
-        if before is not None and not isinstance(before[0], int):
-            raise Invalid("cursor is not one this service issued; start again without it")
-        rows = await audit_tree.checkpoints(
-            core.db, before=before[0] if before else None, limit=limit + 1
-        )
-        items = [checkpoint_out(c) for c in rows[:limit]]
-        more = len(rows) > limit
-        return s.CheckpointPage(items, encode_cursor(items[-1].tree_size) if more else None)
+        page = await audit_log.list_checkpoints(core, cursor=cursor, limit=limit)
+        return wire(page, s.CheckpointPage)
 
     @post(
         "/checkpoints",
