@@ -41,7 +41,7 @@ from consentry.customers import records as customers
 from consentry.domain.consent import Decision
 from consentry.host.context import CoreContext
 from consentry.host.manager import Plugins
-from consentry.ledger import consents
+from consentry.ledger import consents, double_opt_in
 from consentry.settings import Settings
 
 __all__ = [
@@ -99,7 +99,7 @@ class Service:
         )
         recorded = await consents.record_for(self.core, subject_id, region, request, TEST_ACTOR)
         for pending in recorded.confirmations:
-            await consents.confirm(self.core, pending.token)
+            await double_opt_in.confirm(self.core, pending.token)
 
 
 def _settings(

@@ -21,7 +21,7 @@ from consentry.customers import records as customers
 from consentry.domain.consent import Decision, Source
 from consentry.host.gate import CoreGate
 from consentry.host.manager import Plugins
-from consentry.ledger import consents
+from consentry.ledger import consent_reads, consents
 from consentry.plugins.types import GateRefused
 from consentry.query.ast import Condition
 from consentry.settings import Settings
@@ -155,7 +155,7 @@ async def test_every_capability_runs_iff_the_decision_allows_it(
             clock.advance(days=a)
     gate = CoreGate(core, "probe")
     for capability, purposes in core.policy.gates.items():
-        checks = [await consents.check(core, external_id, p) for p in purposes]
+        checks = [await consent_reads.check(core, external_id, p) for p in purposes]
         expected = all(v.allowed for v in checks)
         assert await gate.allowed(capability, sid) == expected, capability
         if not expected:

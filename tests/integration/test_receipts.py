@@ -30,6 +30,7 @@ from consentry.ledger import consents
 from consentry.ledger.cli import verify_receipt
 from consentry.ledger.consents import DecisionIn, RecordRequest
 from consentry.ledger.receipts import RECEIPT_VERSION, receipt_for, receipt_id
+from consentry.ledger.records import LedgerRecord
 
 STAFF = Principal("key", "k-test")
 
@@ -45,7 +46,7 @@ async def customer(core: Core, ext: str, region: str = "EU") -> UUID:
 
 async def grant(
     core: Core, subject_id: UUID, purpose: str, decision: Decision = Decision.GRANTED, **kw: Any
-) -> consents.LedgerRecord:
+) -> LedgerRecord:
     out = await consents.record_for(
         core,
         subject_id,

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from consentry.http import schemas as s
+from consentry.access.schemas import ApiKeyIn
 from consentry.http.validation import allowed_values, field_errors
+from consentry.ledger.schemas import ConsentRequest, DecisionValue
 
 SCOPES = "admin, compliance:read, compliance:write, backend:write, backend:read"
 
@@ -15,31 +16,31 @@ SCOPES = "admin, compliance:read, compliance:write, backend:write, backend:read"
 @pytest.mark.parametrize(
     ("body", "tp", "errors"),
     [
-        ({"name": "k", "scopes": ["admin"]}, s.ApiKeyIn, []),
+        ({"name": "k", "scopes": ["admin"]}, ApiKeyIn, []),
         (
             {"name": "k", "scopes": ["read"]},
-            s.ApiKeyIn,
+            ApiKeyIn,
             [("scopes[0]", f"'read' is not one of: {SCOPES}")],
         ),
         (
             {"name": "", "scopes": ["admin", "write"]},
-            s.ApiKeyIn,
+            ApiKeyIn,
             [
                 ("name", "Expected `str` of length >= 1"),
                 ("scopes[1]", f"'write' is not one of: {SCOPES}"),
             ],
         ),
-        ({"name": "k", "scopes": []}, s.ApiKeyIn, [("scopes", "Expected `array` of length >= 1")]),
+        ({"name": "k", "scopes": []}, ApiKeyIn, [("scopes", "Expected `array` of length >= 1")]),
         (
             {"decisions": [{"purpose": "analytics", "decision": 1}, {"purpose": "x"}], "s": 1},
-            s.ConsentRequest,
+            ConsentRequest,
             [
                 ("decisions[0].decision", "1 is not one of: granted, denied, withdrawn"),
                 ("decisions[1].decision", "required, but missing"),
                 ("s", "unknown field; allowed: decisions, evidence, source"),
             ],
         ),
-        ([], s.ApiKeyIn, [("body", "Expected `object`, got `array`")]),
+        ([], ApiKeyIn, [("body", "Expected `object`, got `array`")]),
     ],
 )
 def test_field_errors(body: Any, tp: Any, errors: list[tuple[str, str]]) -> None:
@@ -50,7 +51,7 @@ def test_field_errors(body: Any, tp: Any, errors: list[tuple[str, str]]) -> None
 def test_many_errors_are_capped() -> None:
     """A body of thousands of bad items answers with at most 50 errors."""
     body = {"name": "k", "scopes": ["x"] * 5000}
-    assert len(field_errors(body, s.ApiKeyIn)) == 50
+    assert len(field_errors(body, ApiKeyIn)) == 50
 
 
 DECISIONS = ["granted", "denied", "withdrawn"]
@@ -58,7 +59,7 @@ DECISIONS = ["granted", "denied", "withdrawn"]
 
 @pytest.mark.parametrize(
     ("tp", "values"),
-    [(s.DecisionValue, DECISIONS), (s.DecisionValue | None, DECISIONS), (str, None)],
+    [(DecisionValue, DECISIONS), (DecisionValue | None, DECISIONS), (str, None)],
 )
 def test_allowed_values(tp: Any, values: list[str] | None) -> None:
     """A Literal names its values, optional or not; other types have none."""

@@ -8,11 +8,11 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from consentry.access import keys as access
+from consentry.access import schemas as s
 from consentry.core.principals import Scope
-from consentry.http import convert
-from consentry.http import schemas as s
 from consentry.http.auth import require
 from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.http.schemas import wire
 from consentry.http.writes import respond
 
 
@@ -40,7 +40,7 @@ class ApiKeyController(Controller):
             request,
             principal,
             lambda: access.create_key(core, data.name, list(data.scopes), principal),
-            lambda k: (201, s.NewApiKeyOut(k.key, convert.api_key(k.info))),
+            lambda k: (201, s.NewApiKeyOut(k.key, wire(k.info, s.ApiKeyOut))),
         )
 
     @get(
@@ -55,7 +55,7 @@ class ApiKeyController(Controller):
     ) -> s.ApiKeyPage:
         require(principal, Scope.ADMIN)
         page = await access.list_keys(core, cursor=cursor, limit=limit)
-        return s.ApiKeyPage([convert.api_key(k) for k in page.items], page.next_cursor)
+        return wire(page, s.ApiKeyPage)
 
     @delete(
         "/{key_id:str}",
@@ -77,5 +77,5 @@ class ApiKeyController(Controller):
             request,
             principal,
             lambda: access.revoke_key(core, key_id, principal),
-            lambda k: (200, convert.api_key(k)),
+            lambda k: (200, wire(k, s.ApiKeyOut)),
         )

@@ -20,9 +20,9 @@ from consentry.audit.chain import AuditEntry
 from consentry.audit.checkpoints import Checkpoint
 from consentry.audit.export import CSV_COLUMNS, csv_row, entry_line, extend_ranges, make_header
 from consentry.audit.verify import ROW_COLUMNS, row_entry
-from consentry.audit_log.tree import checkpoint_at
+from consentry.audit_log.tree import checkpoint_at, checkpoints
 from consentry.core.errors import Invalid, NotFound
-from consentry.core.pagination import Page, check_limit, decode_cursor, encode_cursor
+from consentry.core.pagination import Page, check_limit, decode_cursor, encode_cursor, page_of
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 
@@ -125,6 +125,15 @@ async def get_entry(core: Core, seq: int) -> AuditEntry:
 
 
 # -- proofs -----------------------------------------------------------------------------------
+
+
+async def list_checkpoints(core: Core, *, cursor: str | None, limit: int) -> Page[Checkpoint]:
+    """Signed checkpoints, newest first; the cursor is the last tree size seen."""
+    before = decode_cursor(cursor, 1)
+    if before is not None and not isinstance(before[0], int):
+        raise Invalid("cursor is not one this service issued; start again without it")
+    found = await checkpoints(core.db, before=before[0] if before else None, limit=limit + 1)
+    return page_of(found, limit, lambda c: (c.tree_size,))
 
 
 async def covering_checkpoint(core: Core, tree_size: int | None) -> Checkpoint:

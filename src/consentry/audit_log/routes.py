@@ -9,21 +9,22 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, PathParameter, QueryParameter
 from litestar.response import Stream
+from msgspec.structs import replace
 
 from consentry.audit.chain import AuditEntry
 from consentry.audit.checkpoints import Checkpoint
 from consentry.audit_log import browse as audit_log
+from consentry.audit_log import schemas as s
 from consentry.audit_log import tree as audit_tree
 from consentry.audit_log.browse import AuditFilter
 from consentry.core import notes as audit_notes
 from consentry.core.errors import Invalid
-from consentry.core.pagination import decode_cursor, encode_cursor
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
 from consentry.customers import records as customers
-from consentry.http import schemas as s
 from consentry.http.auth import require
 from consentry.http.deps import CoreDep, Cursor, Instant, Limit, PrincipalDep, plain
+from consentry.http.schemas import wire
 
 Seq = Annotated[int, PathParameter(ge=1, le=2**62, description="the entry's sequence number")]
 Customer = Annotated[
@@ -41,22 +42,12 @@ Action = Annotated[
 
 
 def entry_out(e: AuditEntry, reasons: dict[int, str] | None = None) -> s.AuditEntryOut:
-    return s.AuditEntryOut(
-        e.seq,
-        e.at,
-        e.actor,
-        e.action,
-        e.target,
-        e.details,
-        e.policy_version,
-        e.prev_hash,
-        e.hash,
-        (reasons or {}).get(e.seq),
-    )
+    """The entry, with its sealed reason opened where there is one."""
+    return replace(wire(e, s.AuditEntryOut), reason=(reasons or {}).get(e.seq))
 
 
 def checkpoint_out(c: Checkpoint) -> s.CheckpointOut:
-    return s.CheckpointOut(c.tree_size, c.root, c.head_hash, c.at, c.key_id, c.signature)
+    return wire(c, s.CheckpointOut)
 
 
 async def provide_filter(
@@ -196,15 +187,8 @@ class AuditController(Controller):
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
     ) -> s.CheckpointPage:
         require(principal, Scope.COMPLIANCE_READ)
-        before = decode_cursor(cursor, 1)
-        if before is not None and not isinstance(before[0], int):
-            raise Invalid("cursor is not one this service issued; start again without it")
-        rows = await audit_tree.checkpoints(
-            core.db, before=before[0] if before else None, limit=limit + 1
-        )
-        items = [checkpoint_out(c) for c in rows[:limit]]
-        more = len(rows) > limit
-        return s.CheckpointPage(items, encode_cursor(items[-1].tree_size) if more else None)
+        page = await audit_log.list_checkpoints(core, cursor=cursor, limit=limit)
+        return wire(page, s.CheckpointPage)
 
     @post(
         "/checkpoints",

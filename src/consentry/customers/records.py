@@ -275,6 +275,14 @@ async def resolve(core: Core, external_id: str) -> tuple[UUID, str]:
     return UUID(str(row["id"])), row["region"]
 
 
+async def locate(core: Core, subject_id: UUID) -> tuple[UUID, str]:
+    """The id and region of the customer with this internal id, or NotFound once they are gone."""
+    row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", subject_id)
+    if row is None:
+        raise NotFound("this customer no longer exists")
+    return UUID(str(row["id"])), row["region"]
+
+
 async def get(
     core: Core, external_id: str, actor: Principal, reason: str | None = None
 ) -> Customer:

@@ -12,10 +12,10 @@ from consentry.access import keys as access
 from consentry.core.errors import Invalid
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import records as customers
-from consentry.http import convert
-from consentry.http import schemas as s
+from consentry.customers import schemas as s
 from consentry.http.auth import require
 from consentry.http.deps import CoreDep, Cursor, ExternalIdPath, Limit, PrincipalDep
+from consentry.http.schemas import TokenIn, TokenOut, wire
 from consentry.http.writes import respond
 
 
@@ -47,7 +47,7 @@ class CustomerController(Controller):
             request,
             principal,
             lambda: customers.upsert(core, cmd, principal),
-            lambda r: (201 if r[1] else 200, convert.customer(r[0])),
+            lambda r: (201 if r[1] else 200, wire(r[0], s.CustomerOut)),
         )
 
     @get(
@@ -69,7 +69,7 @@ class CustomerController(Controller):
         ] = None,
     ) -> s.CustomerOut:
         require(principal, *READ_SCOPES)
-        return convert.customer(await customers.get(core, external_id, principal, reason))
+        return wire(await customers.get(core, external_id, principal, reason), s.CustomerOut)
 
     @get(
         "/",
@@ -82,14 +82,7 @@ class CustomerController(Controller):
         self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
     ) -> s.CustomerPage:
         require(principal, *READ_SCOPES)
-        page = await customers.list_ids(core, cursor=cursor, limit=limit)
-        items = [
-            s.CustomerSummary(
-                r["id"], r["external_id"], r["region"], r["created_at"], r["updated_at"]
-            )
-            for r in page.items
-        ]
-        return s.CustomerPage(items, page.next_cursor)
+        return wire(await customers.list_ids(core, cursor=cursor, limit=limit), s.CustomerPage)
 
     @post(
         "/search",
@@ -106,7 +99,8 @@ class CustomerController(Controller):
         if len(given) != 1:
             raise Invalid("give exactly one of email or phone", field="email")
         kind, value = given[0]
-        return convert.customer(await customers.find_by_identity(core, kind, value, principal))
+        found = await customers.find_by_identity(core, kind, value, principal)
+        return wire(found, s.CustomerOut)
 
     @post(
         "/{external_id:str}/token",
@@ -122,8 +116,8 @@ class CustomerController(Controller):
         core: CoreDep,
         principal: PrincipalDep,
         external_id: ExternalIdPath,
-        data: JSONBody[s.TokenIn | None] = None,
-    ) -> Response[s.TokenOut]:
+        data: JSONBody[TokenIn | None] = None,
+    ) -> Response[TokenOut]:
         require(principal, Scope.BACKEND_WRITE)
         subject_id, _ = await customers.resolve(core, external_id)
         ttl = data.ttl_seconds if data else None
@@ -131,5 +125,5 @@ class CustomerController(Controller):
             request,
             principal,
             lambda: access.issue_customer_token(core, subject_id, principal, ttl),
-            lambda t: (201, s.TokenOut(t.token, t.expires_at)),
+            lambda t: (201, wire(t, TokenOut)),
         )

@@ -29,7 +29,8 @@ from consentry.dsr.queue import get
 from consentry.dsr.records import DsrRequest
 from consentry.dsr.requests import create, refused, step, step_in
 from consentry.host.manager import PluginFailed
-from consentry.ledger.consents import LedgerRecord, opt_out_of_sale
+from consentry.ledger.consents import opt_out_of_sale
+from consentry.ledger.records import LedgerRecord
 from consentry.storage.writer import WriteTx
 
 MAX_BULK = 1000

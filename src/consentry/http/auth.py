@@ -12,9 +12,10 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 
 from consentry.access import keys as access
-from consentry.core.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
+from consentry.core.errors import Forbidden, TooManyRequests, Unauthorized
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
+from consentry.customers import records as customers
 from consentry.http.deps import CoreDep
 from consentry.http.ratelimit import RateLimits, client_address, retry_after
 
@@ -113,7 +114,4 @@ def require_customer(principal: Principal) -> Principal:
 async def me(core: Core, principal: Principal) -> tuple[UUID, str]:
     """The customer the token is for (and only a customer token): id and region."""
     require_customer(principal)
-    row = await core.db.fetchrow("SELECT id, region FROM subjects WHERE id = ?", UUID(principal.id))
-    if row is None:
-        raise NotFound("this customer no longer exists")
-    return UUID(str(row["id"])), row["region"]
+    return await customers.locate(core, UUID(principal.id))

@@ -6,31 +6,38 @@ through the domain decision logic with `now=at`, so expiry, outdated notices and
 apply as they did then. Two things are reconstructed, since the service keeps no copy of older
 policy files: the notice version in force at `at` is the latest one published on or before that
 day (or the newest version a record up to `at` used, if later), and the customer's region is the
-one the audit log shows at `at` (customer.created / customer.updated entries carry it).
+one the audit log shows at `at` (customer.created / customer.updated entries carry it); see
+`proof_history`.
 Preferences (channels switched off, topics) are not part of the proof.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from consentry.core import reads
 from consentry.core.errors import Invalid, NotFound
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
-from consentry.domain.consent import ConsentState, Decision
 from consentry.domain.decision import Reason, Verdict, evaluate
-from consentry.domain.purposes import NoticeVersion, Policy, Purpose
-from consentry.ledger.consents import LedgerRecord, to_record
+from consentry.domain.purposes import Policy
+from consentry.ledger.proof_history import (
+    REGION_ACTIONS,
+    NoticeShown,
+    notice_shown,
+    policy_at,
+    region_at,
+    region_history,
+)
+from consentry.ledger.records import LedgerRecord, state_of, to_record
 from consentry.storage.database import Row
 
 RECORD_ACTIONS = ("consent.recorded", "consent.confirmed")
-REGION_ACTIONS = ("customer.created", "customer.updated")
 _LEDGER_CODES = {"granted", "pending", "withdrawn", "denied", "expired", "notice_outdated"}
 _DECIDED_BY = {
     "legal_basis": "legal_basis",
@@ -38,6 +45,13 @@ _DECIDED_BY = {
     "region_default_allow": "region_default",
     "region_default_deny": "region_default",
 }
+
+
+AllowOrDeny = Literal["allow", "deny"]
+
+
+def allow_or_deny(allowed: bool) -> AllowOrDeny:
+    return "allow" if allowed else "deny"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +66,6 @@ class BackingEntry:
     # the entry's Merkle inclusion proof in a signed checkpoint: tree_size, leaf_index, proof
     # (hex hashes, bottom up), and the checkpoint itself (root, signature, key_id)
     inclusion: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NoticeShown:
-    """The notice a record was given under, with its text looked up in the current policy."""
-
-    version: str
-    language: str
-    content_hash: str  # as recorded in the ledger
-    text: str | None  # None when the version (or language) is not in the current policy file
-    in_policy: bool
-    hash_matches: bool  # the policy's text for this version hashes to what was recorded
-    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,10 @@ class ChannelDecision:
     allowed: bool
     reasons: tuple[Reason, ...]
 
+    @property
+    def decision(self) -> AllowOrDeny:
+        return allow_or_deny(self.allowed)
+
 
 @dataclass(frozen=True, slots=True)
 class PurposeProof:
@@ -104,10 +109,15 @@ class PurposeProof:
     records: tuple[RecordProof, ...]  # latest per channel as of `at`; purpose-wide ("") first
     channels: tuple[ChannelDecision, ...]  # each channel that has its own record
 
+    @property
+    def decision(self) -> AllowOrDeny:
+        return allow_or_deny(self.allowed)
+
 
 @dataclass(frozen=True, slots=True)
 class ConsentProof:
     subject_id: UUID
+    external_id: str
     at: datetime
     generated_at: datetime
     policy_version: str
@@ -120,109 +130,7 @@ class ConsentProof:
     purposes: tuple[PurposeProof, ...]
 
 
-# -- the customer's region over time ------------------------------------------------------------
-
-
-def region_history(rows: Iterable[Row]) -> list[tuple[datetime, str]]:
-    """(time, region) from customer.created/updated audit rows, oldest first."""
-    out = []
-    for row in rows:
-        if row["action"] in REGION_ACTIONS:
-            region = json.loads(row["details"] or "{}").get("region")
-            if isinstance(region, str):
-                out.append((row["at"], region))
-    return out
-
-
-def region_at(history: Sequence[tuple[datetime, str]], at: datetime, current: str) -> str:
-    """The region at `at`; before the first entry, the one the customer was created with."""
-    if not history:
-        return current
-    found = history[0][1]
-    for when, region in history:
-        if when <= at:
-            found = region
-    return found
-
-
-async def region_rows(db: reads.Reader, subject_id: UUID) -> list[Row]:
-    marks = ", ".join("?" for _ in REGION_ACTIONS)
-    return await db.fetch(
-        "SELECT seq, at, action, details FROM audit_log WHERE target = ?"
-        f" AND action IN ({marks}) ORDER BY seq",
-        f"subject:{subject_id}",
-        *REGION_ACTIONS,
-    )
-
-
-# -- notices -------------------------------------------------------------------------------------
-
-
-def notice_shown(policy: Policy, r: LedgerRecord) -> NoticeShown:
-    spec = policy.purposes.get(r.purpose)
-    notice = spec.notice(r.notice_version) if spec else None
-    base = NoticeShown(r.notice_version, r.language, r.notice_hash, None, False, False, "")
-    if spec is None:
-        return replace(base, note=f"purpose '{r.purpose}' is not in the current policy file")
-    if notice is None:
-        return replace(
-            base,
-            note=f"notice version '{r.notice_version}' is not in the current policy file;"
-            " its text cannot be shown, only its recorded hash",
-        )
-    text = notice.texts.get(r.language)
-    if text is None:
-        return replace(
-            base,
-            in_policy=True,
-            note=f"the current policy has no '{r.language}' text for notice version"
-            f" '{r.notice_version}'",
-        )
-    matches = notice.content_hash(r.language) == r.notice_hash
-    note = (
-        "text from the current policy file; its hash matches the one recorded"
-        if matches
-        else "WARNING: the text in the current policy file does not hash to the recorded"
-        " hash: the published text was edited after this record"
-    )
-    return replace(base, text=text, in_policy=True, hash_matches=matches, note=note)
-
-
-def _notice_in_force(spec: Purpose, at: datetime, used: set[str]) -> int:
-    """Index of the notice current at `at`: by published date, or a later one a record used."""
-    day = at.date().isoformat()
-    index = 0
-    for i, n in enumerate(spec.notices):
-        if not n.published or n.published <= day or n.version in used:
-            index = i
-    return index
-
-
-def _policy_at(policy: Policy, at: datetime, records: Sequence[LedgerRecord]) -> Policy:
-    """The policy with each purpose's notices cut back to the one in force at `at`."""
-    purposes = {}
-    for name, spec in policy.purposes.items():
-        used = {r.notice_version for r in records if r.purpose == name}
-        notices: tuple[NoticeVersion, ...] = spec.notices[: _notice_in_force(spec, at, used) + 1]
-        purposes[name] = replace(spec, notices=notices)
-    return replace(policy, purposes=purposes)
-
-
 # -- assembling the proof -----------------------------------------------------------------------
-
-
-def _state(r: LedgerRecord) -> ConsentState:
-    return ConsentState(
-        r.purpose,
-        r.channel,
-        Decision(r.decision),
-        r.legal_basis,
-        r.notice_version,
-        r.source,
-        r.recorded_at,
-        r.expires_at,
-        r.id,
-    )
 
 
 def backing_entries(
@@ -284,7 +192,7 @@ def _purpose_proof(
     latest: dict[tuple[str, str], LedgerRecord],
     audit: dict[str, list[BackingEntry]],
 ) -> PurposeProof:
-    states = {k: _state(r) for k, r in latest.items() if k[0] == name}
+    states = {k: state_of(r) for k, r in latest.items() if k[0] == name}
     verdict = evaluate(at_policy, region=region, purpose=name, states=states, now=at)
     spec = at_policy.purposes.get(name)
     keys = sorted(states, key=lambda k: k[1])  # "" (purpose-wide) sorts first
@@ -348,12 +256,13 @@ def build(
     region = region_at(region_history(read.audit), at, current)
     created: datetime = read.subject["created_at"]
     existed = created <= at
-    at_policy = _policy_at(policy, at, read.records)
+    at_policy = policy_at(policy, at, read.records)
     audit = backing_entries(read.audit, inclusions)
     names = list(policy.purposes) + sorted({p for p, _ in latest} - set(policy.purposes))
     known = policy.regions.get(region)
     return ConsentProof(
         subject_id=subject_id,
+        external_id=str(read.subject["external_id"]),
         at=at,
         generated_at=now,
         policy_version=policy.version,
@@ -396,7 +305,7 @@ async def consent_proof(
 
     async def query(db: reads.Reader) -> _Read:
         subject = await db.fetch(
-            "SELECT id, region, created_at FROM subjects WHERE id = ?", subject_id
+            "SELECT id, external_id, region, created_at FROM subjects WHERE id = ?", subject_id
         )
         if not subject:
             raise NotFound(f"no customer with id {subject_id}")

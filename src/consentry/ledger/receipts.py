@@ -19,8 +19,8 @@ from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.signing import jws_sign
 from consentry.domain.purposes import LegalBasis, Policy
-from consentry.ledger.consents import LedgerRecord, to_record
-from consentry.ledger.proofs import region_at, region_history, region_rows
+from consentry.ledger.proof_history import region_at, region_history, region_rows
+from consentry.ledger.records import LedgerRecord, to_record
 
 RECEIPT_VERSION = "KI-CR-v1.1.0"
 RECEIPT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://consentry.dev/ns/consent-receipt")

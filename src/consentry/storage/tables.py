@@ -43,7 +43,8 @@ class Event(Table, tablename="events"):
 
 
 class ConsentRecord(Table, tablename="consent_records"):
-    """The ledger: append-only, one row per decision."""
+    """The ledger: append-only, one row per decision. Its columns are `subject_id` and the fields
+    of `ledger.records.LedgerRecord`, the one shape of a ledger row (tests check they agree)."""
 
     id = UUID(primary_key=True)
     subject_id = UUID(index=True)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from consentry.core.runtime import Core
 from consentry.domain.consent import Decision
 from consentry.domain.decision import evaluate
-from consentry.ledger.consents import LedgerRecord, append, to_state
+from consentry.ledger.records import LedgerRecord, append, to_state
 from consentry.query.consent_sql import consent_condition
 from consentry.storage.writer import WriteTx
 

@@ -5,42 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromQuery, HeaderParameter, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import records as customers
-from consentry.domain.consent import Decision, Source
-from consentry.http import convert
-from consentry.http import schemas as s
 from consentry.http.auth import require
 from consentry.http.deps import CoreDep, Cursor, ExternalIdPath, Limit, PrincipalDep
+from consentry.http.schemas import wire
 from consentry.http.writes import respond
-from consentry.ledger import consents
-
-GpcHeader = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Sec-GPC",
-        required=False,
-        description="Global Privacy Control: '1' opts out of sale/share where the"
-        " customer's region honours it",
-    ),
-]
-
-
-def to_request(data: JSONBody[s.ConsentRequest], gpc: str | None) -> consents.RecordRequest:
-    evidence = data.evidence or s.Evidence()
-    return consents.RecordRequest(
-        decisions=[
-            consents.DecisionIn(
-                d.purpose, Decision(d.decision), d.channel, d.notice_version, d.language
-            )
-            for d in data.decisions
-        ],
-        source=Source(data.source) if data.source else None,
-        evidence=consents.Evidence(evidence.ip, evidence.user_agent, evidence.url),
-        gpc=(gpc or "").strip() == "1",
-    )
+from consentry.ledger import consent_reads, consents, double_opt_in
+from consentry.ledger import schemas as s
+from consentry.ledger.routes.params import GpcHeader
 
 
 class ConsentController(Controller):
@@ -65,12 +40,12 @@ class ConsentController(Controller):
         sec_gpc: GpcHeader = None,
     ) -> Response[s.Recorded]:
         require(principal, Scope.BACKEND_WRITE)
-        cmd = to_request(data, sec_gpc)
+        cmd = data.command(sec_gpc)
         return await respond(
             request,
             principal,
             lambda: consents.record(core, external_id, cmd, principal),
-            lambda r: (201, convert.recorded(r)),
+            lambda r: (201, wire(r, s.Recorded)),
         )
 
     @get(
@@ -86,9 +61,8 @@ class ConsentController(Controller):
     ) -> s.ConsentStateList:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
-        return s.ConsentStateList(
-            [convert.state(x) for x in await consents.current_state(core, subject_id, principal)]
-        )
+        states = await consent_reads.current_state(core, subject_id, principal)
+        return s.ConsentStateList(wire(states, list[s.ConsentStateOut]))
 
     @get(
         "/consents/history",
@@ -109,10 +83,10 @@ class ConsentController(Controller):
     ) -> s.HistoryPage:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
-        page = await consents.history(
+        page = await consent_reads.history(
             core, subject_id, purpose=purpose, cursor=cursor, limit=limit, actor=principal
         )
-        return s.HistoryPage([convert.record(r) for r in page.items], page.next_cursor)
+        return wire(page, s.HistoryPage)
 
     @get(
         "/check",
@@ -132,7 +106,7 @@ class ConsentController(Controller):
     ) -> s.CheckOut:
         require(principal, *READ_SCOPES)
         customers.check_external_id(external_id)
-        return convert.verdict(await consents.check(core, external_id, purpose, channel, topic))
+        return s.check_out(await consent_reads.check(core, external_id, purpose, channel, topic))
 
 
 class ConfirmationController(Controller):
@@ -149,4 +123,4 @@ class ConfirmationController(Controller):
         status_code=201,
     )
     async def confirm(self, core: CoreDep, data: JSONBody[s.ConfirmIn]) -> s.LedgerRecordOut:
-        return convert.record(await consents.confirm(core, data.token))
+        return wire(await double_opt_in.confirm(core, data.token), s.LedgerRecordOut)

@@ -9,12 +9,12 @@ from litestar.params import FromQuery, JSONBody
 
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import records as customers
-from consentry.http import convert
-from consentry.http import schemas as s
 from consentry.http.auth import require
 from consentry.http.deps import CoreDep, Cursor, ExternalIdPath, Instant, Limit, PrincipalDep, plain
+from consentry.http.schemas import wire
 from consentry.http.writes import respond
 from consentry.ledger import events
+from consentry.ledger import schemas as s
 
 
 def _ingested(stored: list[events.StoredEvent]) -> tuple[int, s.Ingested]:
@@ -41,7 +41,7 @@ class EventController(Controller):
         data: JSONBody[s.EventIn],
     ) -> Response[s.Ingested]:
         require(principal, Scope.BACKEND_WRITE)
-        batch = [events.EventIn(external_id, data.name, data.occurred_at, dict(data.properties))]
+        batch = [data.command(external_id)]
         return await respond(
             request, principal, lambda: events.ingest(core, batch, principal), _ingested
         )
@@ -61,10 +61,7 @@ class EventController(Controller):
         data: JSONBody[s.EventBatch],
     ) -> Response[s.Ingested]:
         require(principal, Scope.BACKEND_WRITE)
-        batch = [
-            events.EventIn(e.external_id, e.name, e.occurred_at, dict(e.properties))
-            for e in data.events
-        ]
+        batch = [e.command(e.external_id) for e in data.events]
         return await respond(
             request, principal, lambda: events.ingest(core, batch, principal), _ingested
         )
@@ -98,4 +95,4 @@ class EventController(Controller):
             cursor=cursor,
             limit=limit,
         )
-        return s.EventPage([convert.event(e) for e in page.items], page.next_cursor)
+        return wire(page, s.EventPage)

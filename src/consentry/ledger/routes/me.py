@@ -7,14 +7,13 @@ from typing import Any
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromQuery, JSONBody
 
-from consentry.http import convert
-from consentry.http import schemas as s
 from consentry.http.auth import me
 from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
+from consentry.http.schemas import wire
 from consentry.http.writes import respond
-from consentry.ledger import consents, preferences
-from consentry.ledger.routes.consents import GpcHeader, to_request
-from consentry.ledger.routes.preferences import to_patch
+from consentry.ledger import consent_reads, consents, preferences
+from consentry.ledger import schemas as s
+from consentry.ledger.routes.params import GpcHeader
 
 
 class MeController(Controller):
@@ -29,9 +28,8 @@ class MeController(Controller):
     )
     async def state(self, core: CoreDep, principal: PrincipalDep) -> s.ConsentStateList:
         subject_id, _ = await me(core, principal)
-        return s.ConsentStateList(
-            [convert.state(x) for x in await consents.current_state(core, subject_id)]
-        )
+        states = await consent_reads.current_state(core, subject_id)
+        return s.ConsentStateList(wire(states, list[s.ConsentStateOut]))
 
     @post(
         "/consents",
@@ -50,12 +48,12 @@ class MeController(Controller):
         sec_gpc: GpcHeader = None,
     ) -> Response[s.Recorded]:
         subject_id, region = await me(core, principal)
-        cmd = to_request(data, sec_gpc)
+        cmd = data.command(sec_gpc)
         return await respond(
             request,
             principal,
             lambda: consents.record_for(core, subject_id, region, cmd, principal),
-            lambda r: (201, convert.recorded(r)),
+            lambda r: (201, wire(r, s.Recorded)),
         )
 
     @get(
@@ -73,8 +71,10 @@ class MeController(Controller):
         limit: Limit = 100,
     ) -> s.HistoryPage:
         subject_id, _ = await me(core, principal)
-        page = await consents.history(core, subject_id, purpose=purpose, cursor=cursor, limit=limit)
-        return s.HistoryPage([convert.record(r) for r in page.items], page.next_cursor)
+        page = await consent_reads.history(
+            core, subject_id, purpose=purpose, cursor=cursor, limit=limit
+        )
+        return wire(page, s.HistoryPage)
 
     @get(
         "/preferences",
@@ -84,7 +84,7 @@ class MeController(Controller):
     )
     async def read_preferences(self, core: CoreDep, principal: PrincipalDep) -> s.PreferencesOut:
         subject_id, _ = await me(core, principal)
-        return convert.preferences(await preferences.read(core, subject_id))
+        return s.preferences_out(await preferences.read(core, subject_id))
 
     @patch(
         "/preferences",
@@ -104,7 +104,7 @@ class MeController(Controller):
             request,
             principal,
             lambda: preferences.change(
-                core, subject_id, to_patch(data), source=data.source, actor=principal
+                core, subject_id, data.patch(), source=data.source, actor=principal
             ),
-            lambda doc: (200, convert.preferences(doc)),
+            lambda doc: (200, s.preferences_out(doc)),
         )

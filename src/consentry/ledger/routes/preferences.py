@@ -4,33 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import Controller, Request, Response, get, patch
 from litestar.params import JSONBody
 
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import records as customers
-from consentry.http import convert
-from consentry.http import schemas as s
 from consentry.http.auth import require
 from consentry.http.deps import CoreDep, ExternalIdPath, PrincipalDep
 from consentry.http.writes import respond
 from consentry.ledger import preferences
-
-
-def to_patch(data: JSONBody[s.PreferencesPatch]) -> preferences.PreferencePatch:
-    def kept(value: Any) -> Any:
-        if value is msgspec.UNSET:
-            return preferences.UNSET
-        return msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
-
-    return preferences.PreferencePatch(
-        channels=dict(data.channels) if data.channels else None,
-        topics=dict(data.topics) if data.topics else None,
-        quiet_hours=kept(data.quiet_hours),
-        language=kept(data.language),
-        frequency_cap_per_week=kept(data.frequency_cap_per_week),
-    )
+from consentry.ledger import schemas as s
 
 
 class PreferenceController(Controller):
@@ -50,7 +33,7 @@ class PreferenceController(Controller):
     ) -> s.PreferencesOut:
         require(principal, *READ_SCOPES)
         subject_id, _ = await customers.resolve(core, external_id)
-        return convert.preferences(await preferences.read(core, subject_id, principal))
+        return s.preferences_out(await preferences.read(core, subject_id, principal))
 
     @patch(
         "/",
@@ -74,7 +57,7 @@ class PreferenceController(Controller):
             request,
             principal,
             lambda: preferences.change(
-                core, subject_id, to_patch(data), source=data.source, actor=principal
+                core, subject_id, data.patch(), source=data.source, actor=principal
             ),
-            lambda doc: (200, convert.preferences(doc)),
+            lambda doc: (200, s.preferences_out(doc)),
         )

@@ -8,9 +8,8 @@ from litestar import Controller, get
 from litestar.params import FromPath, Parameter
 
 from consentry.core.errors import Invalid, NotFound
-from consentry.http import convert
-from consentry.http import schemas as s
 from consentry.http.deps import CoreDep
+from consentry.ledger import schemas as s
 
 Language = Annotated[str, Parameter(max_length=10, description="en or ja (see the policy)")]
 
@@ -38,7 +37,7 @@ class PurposeController(Controller):
     )
     async def list_purposes(self, core: CoreDep, language: Language = "en") -> s.PurposeList:
         lang = _language(core, language)
-        items = [convert.purpose(core.policy, p, lang) for p in core.policy.purposes.values()]
+        items = [s.purpose_out(core.policy, p, lang) for p in core.policy.purposes.values()]
         return s.PurposeList(core.policy.version, lang, items)
 
     @get(
@@ -54,4 +53,4 @@ class PurposeController(Controller):
         purpose = core.policy.purposes.get(name)
         if purpose is None:
             raise NotFound(f"no purpose '{name}' in the policy")
-        return convert.purpose(core.policy, purpose, _language(core, language))
+        return s.purpose_out(core.policy, purpose, _language(core, language))
