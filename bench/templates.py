@@ -29,8 +29,6 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "plugins")]
 
 import consentry_templates  # noqa: E402
 import liquid  # noqa: E402
-from consentry.customers import records as customers  # noqa: E402
-from consentry.ledger import consents  # noqa: E402
 from consentry_templates.filters import FILTERS  # noqa: E402
 from consentry_templates.render import Runtime, compile_template, render  # noqa: E402
 from consentry_templates.sandbox import Sandbox  # noqa: E402
@@ -38,8 +36,10 @@ from consentry_templates.store import Stored  # noqa: E402
 from consentry_templates.variables import Vocabulary, company_of, render_data  # noqa: E402
 
 from consentry.boot import close_core, open_core  # noqa: E402
+from consentry.customers import records as customers  # noqa: E402
 from consentry.domain.consent import Decision  # noqa: E402
 from consentry.host.manager import Plugins  # noqa: E402
+from consentry.ledger import consents  # noqa: E402
 from consentry.plugins.types import SubjectView  # noqa: E402
 from consentry.policy.loader import load_policy  # noqa: E402
 from consentry.settings import Settings  # noqa: E402

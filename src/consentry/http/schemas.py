@@ -11,6 +11,10 @@ from msgspec import Meta, Struct
 
 from consentry.domain.text import clean_keys, clean_name
 
+# defined with the plugin contract (plugin routes answer problems too)
+from consentry.plugins.web import FieldError as FieldError
+from consentry.plugins.web import Problem as Problem
+
 ExternalId = Annotated[
     str,
     Meta(
@@ -22,22 +26,6 @@ Name = Annotated[str, Meta(min_length=1, max_length=100)]
 DecisionValue = Literal["granted", "denied", "withdrawn"]
 SourceValue = Literal["preference_center", "api", "import", "unsubscribe_link"]
 AttributeValue = str | int | float | bool | None
-
-
-class FieldError(Struct):
-    field: str
-    detail: str
-
-
-class Problem(Struct, omit_defaults=True):
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    field: str | None = None
-    request_id: str | None = None
-    errors: list[FieldError] | None = None  # every invalid field, on a 422
 
 
 # -- customers ---------------------------------------------------------------------------------
