@@ -36,10 +36,10 @@ class CoreContext:
 
     def __init__(self, core: Core, plugin: str) -> None:
         self._core = core
-        self.plugin = plugin
-        self.gate = CoreGate(core, plugin)
-        self.settings: Mapping[str, Any] = MappingProxyType(core.plugins.settings.get(plugin, {}))
-        self.cache: dict[str, Any] = {}
+        self._plugin = plugin
+        self._gate = CoreGate(core, plugin)
+        self._settings = MappingProxyType(dict(core.plugins.settings.get(plugin, {})))
+        self._cache: dict[str, Any] = {}
         tables = core.plugins.registry.tables
         self._own = {t._meta.tablename for owner, t in tables if owner == plugin}
         self._known = {t._meta.tablename for t in CORE_TABLES} | {
@@ -79,6 +79,23 @@ class CoreContext:
             return await job(OwnTx(self, tx))
 
         return await self._core.writer.submit(run)
+
+    # read-only: the host binds a context to its plugin, and nothing rebinds it
+    @property
+    def plugin(self) -> str:
+        return self._plugin
+
+    @property
+    def gate(self) -> CoreGate:
+        return self._gate
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return self._settings
+
+    @property
+    def cache(self) -> dict[str, Any]:
+        return self._cache
 
     @property
     def policy(self) -> Policy:
