@@ -5,6 +5,7 @@ them to the plugin as `context.settings` (and to `register_channels`)."""
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -115,11 +116,22 @@ def test_a_secret_from_both_its_variable_and_its_file_is_refused(tmp_path: Path)
         _read(env)
 
 
-def test_a_declaration_may_not_take_a_core_settings_name() -> None:
-    """`prefix="plugin"` + `timeout_seconds` would be CONSENTRY_PLUGIN_TIMEOUT_SECONDS."""
-    clash = (Setting("timeout_seconds", float, 1.0, prefix="plugin"),)
-    with pytest.raises(ValueError, match="CONSENTRY_PLUGIN_TIMEOUT_SECONDS is a core setting"):
-        Plugins.of(_hello(clash), sources=PluginSources(env={}))
+@pytest.mark.parametrize(
+    ("declared", "problem"),
+    [
+        # `prefix="plugin"` + `timeout_seconds` would be CONSENTRY_PLUGIN_TIMEOUT_SECONDS
+        (
+            (Setting("timeout_seconds", float, 1.0, prefix="plugin"),),
+            "'timeout_seconds' would be CONSENTRY_PLUGIN_TIMEOUT_SECONDS, a core setting",
+        ),
+        ((Setting("retries", int, 1), Setting("retries", int, 2)), "'retries' is declared twice"),
+        ((Setting("when", list, []),), "'when' is a <class 'list'>, not one of str, int"),
+        ((Setting("a-b"),), "'a-b' is not a name"),
+    ],
+)
+def test_a_bad_declaration_stops_loading(declared: tuple[Setting, ...], problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"plugin hello: setting {problem}")):
+        Plugins.of(_hello(declared), sources=PluginSources(env={}))
 
 
 def test_register_channels_receives_the_settings() -> None:

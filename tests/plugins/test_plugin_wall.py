@@ -15,10 +15,19 @@ import pytest
 from litestar import get
 
 from consentry.app import create_app
+from consentry.host.context import ForeignIdentity
 from consentry.host.manager import Plugins
 from consentry.host.routes import CoreRefused
 from consentry.http.deps import CoreDep
-from consentry.plugins import ContextDep, GateRefused, PrincipalDep, Scope, hookimpl, require
+from consentry.plugins import (
+    ContextDep,
+    GateRefused,
+    PluginTx,
+    PrincipalDep,
+    Scope,
+    hookimpl,
+    require,
+)
 from consentry.settings import Settings
 from consentry.testing import Service, running_service
 
@@ -107,6 +116,41 @@ async def test_a_plugin_cannot_rename_its_context_or_its_gate(tmp_path: Path) ->
         with pytest.raises(AttributeError):
             context.gate = other.gate  # type: ignore[misc]
         assert (context.plugin, context.gate.plugin) == ("alpha", "alpha")
+
+
+@pytest.mark.parametrize(
+    ("actor", "action"),
+    [
+        ("plugin:segments", "alpha.thing_done"),  # another plugin
+        ("system:consentry", "alpha.thing_done"),  # the system
+        ("key:k-1", "plugin.view"),  # the gate's own action
+    ],
+)
+async def test_a_plugin_cannot_audit_as_someone_else(
+    tmp_path: Path, actor: str, action: str
+) -> None:
+    """`tx.audit` records the caller (a principal's actor) or the plugin itself; an entry as
+    another plugin, as the system, or as the gate fails the write, and nothing commits."""
+    async with running_service(tmp_path=tmp_path) as service:
+        context = service.context("alpha")
+
+        async def forge(tx: PluginTx) -> None:
+            tx.audit(actor, action, "thing:1")
+
+        async def honest(tx: PluginTx) -> None:
+            tx.audit("key:k-1", "alpha.thing_done", "thing:1")
+            tx.audit("plugin:alpha", "alpha.thing_swept", "thing:1")
+
+        with pytest.raises(ForeignIdentity, match="plugin alpha may audit as the caller"):
+            await context.write(forge)
+        await context.write(honest)
+        rows = await service.core.db.fetch(
+            "SELECT actor, action FROM audit_log WHERE target = 'thing:1' ORDER BY seq"
+        )
+        assert [(r["actor"], r["action"]) for r in rows] == [
+            ("key:k-1", "alpha.thing_done"),
+            ("plugin:alpha", "alpha.thing_swept"),
+        ]
 
 
 def test_a_plugin_route_that_asks_for_the_core_stops_the_start(tmp_path: Path) -> None:

@@ -30,6 +30,10 @@ class ForeignTable(PermissionError):
     """A plugin's SQL named a table that is not its own (core data goes through the gate)."""
 
 
+class ForeignIdentity(PermissionError):
+    """A plugin tried to write an audit entry as another plugin, or as the system."""
+
+
 class CoreContext:
     """`PluginContext` (and `RouteContext`) for one plugin: its gate, its own tables (and only
     those), its settings, its cache, the clock. Made by the host (`contexts`), one per plugin."""
@@ -139,6 +143,16 @@ class OwnTx:
         return await self._tx.fetchrow(sql, *args)
 
     def audit(self, actor: str, action: str, target: str, **details: Any) -> None:
+        """An entry as the caller it names (a principal's actor) or as this plugin; never as
+        another plugin or the system, nor with the gate's own `plugin.*` actions."""
+        own = f"plugin:{self._context.plugin}"
+        if (actor.startswith(("plugin:", "system:")) and actor != own) or action.startswith(
+            "plugin."
+        ):
+            raise ForeignIdentity(
+                f"plugin {self._context.plugin} may audit as the caller or as {own}, with its"
+                f" own actions: not {actor!r} doing {action!r}"
+            )
         self._tx.audit(actor, action, target, **details)
 
 

@@ -39,13 +39,16 @@ def _declared(plugin: str, declared: Iterable[Setting]) -> list[Setting]:
     core = {PREFIX + name.upper() for name in known_names()}
     for s in declared:
         variable = f"{PREFIX}{prefix_of(plugin, s).upper()}_{s.name.upper()}"
-        if not s.name.isidentifier() or s.name in seen or s.kind not in KINDS:
-            raise ValueError(
-                f"plugin {plugin} declares setting {s.name!r} twice, or with a name that is not"
-                f" an identifier, or of a kind other than {', '.join(k.__name__ for k in KINDS)}"
-            )
-        if variable in core:
-            raise ValueError(f"plugin {plugin}: {variable} is a core setting, not the plugin's")
+        problem = (
+            "is not a name (letters, digits, _)" if not s.name.isidentifier()
+            else "is declared twice" if s.name in seen
+            else f"is a {s.kind!r}, not one of {', '.join(k.__name__ for k in KINDS)}"
+            if s.kind not in KINDS
+            else f"would be {variable}, a core setting" if variable in core
+            else ""
+        )  # fmt: skip
+        if problem:
+            raise ValueError(f"plugin {plugin}: setting {s.name!r} {problem}")
         seen.add(s.name)
         checked.append(s)
     return checked
