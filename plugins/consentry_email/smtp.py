@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import smtplib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
-from consentry.plugins import Message
+from consentry.plugins import Message, Setting
+
+# Read by the host at start: CONSENTRY_SMTP_<NAME> (the names this plugin has always used).
+SETTINGS = tuple(
+    Setting(name, kind, default, help, secret=secret, prefix="smtp")
+    for name, kind, default, help, secret in (
+        ("host", str, "", "the SMTP server (required to send email)", False),
+        ("port", int, 25, "its port", False),
+        ("from", str, "consentry@localhost", "the sender address", False),
+        ("starttls", bool, False, "upgrade the connection with STARTTLS", False),
+        ("user", str, "", "login name (none: no login)", False),
+        ("password", str, "", "login password", True),
+    )
+)
 
 
 class SmtpNotConfigured(RuntimeError):
@@ -28,27 +43,32 @@ def _message(message: Message, sender: str) -> EmailMessage:
     return mail
 
 
-def configured() -> bool:
-    """Whether an SMTP server is set (CONSENTRY_SMTP_HOST): without one, nothing can be sent."""
-    return bool(os.environ.get("CONSENTRY_SMTP_HOST", "").strip())
+@dataclass(frozen=True, slots=True)
+class Smtp:
+    """The email channel with its settings (`context.settings` of the plugin)."""
 
+    settings: Mapping[str, Any]
 
-def _deliver(mail: EmailMessage) -> str:
-    host = os.environ.get("CONSENTRY_SMTP_HOST", "").strip()
-    if not host:
-        raise SmtpNotConfigured("no SMTP server: set CONSENTRY_SMTP_HOST (and _PORT, _FROM)")
-    port = int(os.environ.get("CONSENTRY_SMTP_PORT", "25"))
-    with smtplib.SMTP(host, port, timeout=10) as client:
-        if os.environ.get("CONSENTRY_SMTP_STARTTLS") == "1":
-            client.starttls()
-        user = os.environ.get("CONSENTRY_SMTP_USER")
-        if user:
-            client.login(user, os.environ.get("CONSENTRY_SMTP_PASSWORD", ""))
-        client.send_message(mail)
-    return str(mail["Message-ID"])
+    @property
+    def host(self) -> str:
+        return str(self.settings["host"]).strip()
 
+    def configured(self) -> bool:
+        """Whether an SMTP server is set (CONSENTRY_SMTP_HOST): without one, nothing is sent."""
+        return bool(self.host)
 
-async def send(message: Message) -> str:
-    """Deliver one message; the delivery id is its Message-ID."""
-    sender = os.environ.get("CONSENTRY_SMTP_FROM", "consentry@localhost")
-    return await asyncio.to_thread(_deliver, _message(message, sender))
+    def _deliver(self, mail: EmailMessage) -> str:
+        if not self.host:
+            raise SmtpNotConfigured("no SMTP server: set CONSENTRY_SMTP_HOST (and _PORT, _FROM)")
+        with smtplib.SMTP(self.host, self.settings["port"], timeout=10) as client:
+            if self.settings["starttls"]:
+                client.starttls()
+            if self.settings["user"]:
+                client.login(self.settings["user"], self.settings["password"])
+            client.send_message(mail)
+        return str(mail["Message-ID"])
+
+    async def send(self, message: Message) -> str:
+        """Deliver one message; the delivery id is its Message-ID."""
+        mail = _message(message, self.settings["from"])
+        return await asyncio.to_thread(self._deliver, mail)

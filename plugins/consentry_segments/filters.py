@@ -35,9 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentry.core.errors import Invalid
-from consentry.domain.purposes import Policy
-from consentry.query.ast import And, Condition, EventCount, Node, Not, Or, Scalar
+from consentry.plugins import Invalid, Policy
+from consentry.plugins.query import And, Condition, EventCount, Node, Not, Or, Scalar
 
 CAPABILITY = "segments.membership"
 EVENTS_CATEGORY = "behavior"

@@ -24,16 +24,22 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, PathParameter
 from msgspec import Meta, Struct
 
-from consentry.core.errors import Invalid, NotFound
-from consentry.core.pagination import decode_cursor, encode_cursor
-from consentry.core.principals import Principal, Scope
-from consentry.core.runtime import Core
-from consentry.domain.text import clean_name
-from consentry.host.context import CoreContext
-from consentry.host.gate import CoreGate
-from consentry.http.auth import require
-from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
-from consentry.storage.writer import WriteTx
+from consentry.plugins import (
+    ContextDep,
+    Cursor,
+    Invalid,
+    Limit,
+    NotFound,
+    PluginContext,
+    PluginTx,
+    Principal,
+    PrincipalDep,
+    Scope,
+    clean_name,
+    decode_cursor,
+    encode_cursor,
+    require,
+)
 from consentry_segments import store
 from consentry_segments.filters import (
     CAPABILITY,
@@ -45,7 +51,6 @@ from consentry_segments.filters import (
 
 READ = (Scope.ADMIN, Scope.BACKEND_READ)
 WRITE = (Scope.ADMIN, Scope.BACKEND_WRITE)
-PLUGIN = "segments"
 TARGET = "segment:"
 
 
@@ -115,13 +120,11 @@ def _after(cursor: str | None) -> UUID | None:
         )
 
 
-def _gate(core: Core) -> CoreGate:
-    return CoreContext(core, PLUGIN).gate
-
-
-async def _counted(core: Core, principal: Principal, segment: Segment, target: str) -> CountOut:
-    now = core.clock()
-    n = await _gate(core).count(
+async def _counted(
+    context: PluginContext, principal: Principal, segment: Segment, target: str
+) -> CountOut:
+    now = context.now()
+    n = await context.gate.count(
         CAPABILITY, segment.purpose, segment.root, requested_by=f"{principal.actor} {target}"
     )
     return CountOut(segment.purpose, n, now)
@@ -138,13 +141,13 @@ class SegmentController(Controller):
         operation_id="segmentsCreateSegment",
     )
     async def create(
-        self, core: CoreDep, principal: PrincipalDep, data: JSONBody[SegmentIn]
+        self, context: ContextDep, principal: PrincipalDep, data: JSONBody[SegmentIn]
     ) -> SegmentOut:
         require(principal, *WRITE)
         name = store.check_name(data.name)
-        parse(core.policy, data.purpose, data.filter)
+        parse(context.policy, data.purpose, data.filter)
 
-        async def job(tx: WriteTx) -> store.StoredSegment:
+        async def job(tx: PluginTx) -> store.StoredSegment:
             created = await store.insert(tx, name, data.purpose, data.filter, principal.actor)
             tx.audit(
                 principal.actor,
@@ -154,7 +157,7 @@ class SegmentController(Controller):
             )
             return created
 
-        return _out(await core.writer.submit(job))
+        return _out(await context.write(job))
 
     @get(
         "/",
@@ -163,10 +166,14 @@ class SegmentController(Controller):
         operation_id="segmentsListSegments",
     )
     async def list_segments(
-        self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 100
+        self,
+        context: ContextDep,
+        principal: PrincipalDep,
+        cursor: Cursor = None,
+        limit: Limit = 100,
     ) -> SegmentPage:
         require(principal, *READ)
-        rows = await store.list_all(core.db, _after(cursor), limit)
+        rows = await store.list_all(context, _after(cursor), limit)
         more = len(rows) > limit
         rows = rows[:limit]
         return SegmentPage(
@@ -180,10 +187,10 @@ class SegmentController(Controller):
         operation_id="segmentsGetSegment",
     )
     async def get_segment(
-        self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
+        self, context: ContextDep, principal: PrincipalDep, segment_id: SegmentId
     ) -> SegmentOut:
         require(principal, *READ)
-        return _out(await store.get(core.db, segment_id))
+        return _out(await store.get(context, segment_id))
 
     @delete(
         "/{segment_id:uuid}",
@@ -193,17 +200,17 @@ class SegmentController(Controller):
         status_code=204,
     )
     async def delete_segment(
-        self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
+        self, context: ContextDep, principal: PrincipalDep, segment_id: SegmentId
     ) -> None:
         require(principal, *WRITE)
 
-        async def job(tx: WriteTx) -> bool:
+        async def job(tx: PluginTx) -> bool:
             gone = await store.delete(tx, segment_id)
             if gone:
                 tx.audit(principal.actor, "segments.deleted", f"{TARGET}{segment_id}")
             return gone
 
-        if not await core.writer.submit(job):
+        if not await context.write(job):
             raise NotFound(f"no segment {segment_id}")
 
     @post(
@@ -215,11 +222,11 @@ class SegmentController(Controller):
         status_code=200,
     )
     async def preview(
-        self, core: CoreDep, principal: PrincipalDep, data: JSONBody[PreviewIn]
+        self, context: ContextDep, principal: PrincipalDep, data: JSONBody[PreviewIn]
     ) -> CountOut:
         require(principal, *READ)
-        segment = parse(core.policy, check_purpose(core.policy, data.purpose), data.filter)
-        return await _counted(core, principal, segment, "segment:preview")
+        segment = parse(context.policy, check_purpose(context.policy, data.purpose), data.filter)
+        return await _counted(context, principal, segment, "segment:preview")
 
     @get(
         "/{segment_id:uuid}/count",
@@ -229,12 +236,12 @@ class SegmentController(Controller):
         operation_id="segmentsCountMembers",
     )
     async def count(
-        self, core: CoreDep, principal: PrincipalDep, segment_id: SegmentId
+        self, context: ContextDep, principal: PrincipalDep, segment_id: SegmentId
     ) -> CountOut:
         require(principal, *READ)
-        stored = await store.get(core.db, segment_id)
-        segment = store.revalidate(core.policy, stored)
-        return await _counted(core, principal, segment, f"{TARGET}{segment_id}")
+        stored = await store.get(context, segment_id)
+        segment = store.revalidate(context.policy, stored)
+        return await _counted(context, principal, segment, f"{TARGET}{segment_id}")
 
     @get(
         "/{segment_id:uuid}/members",
@@ -245,19 +252,19 @@ class SegmentController(Controller):
     )
     async def members(
         self,
-        core: CoreDep,
+        context: ContextDep,
         principal: PrincipalDep,
         segment_id: SegmentId,
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> MemberPage:
         require(principal, *READ)
-        stored = await store.get(core.db, segment_id)
-        segment = store.revalidate(core.policy, stored)
+        stored = await store.get(context, segment_id)
+        segment = store.revalidate(context.policy, stored)
         after = _after(cursor)
-        now = core.clock()
+        now = context.now()
 
-        ids = await _gate(core).members(
+        ids = await context.gate.members(
             CAPABILITY,
             segment.purpose,
             segment.root,

@@ -17,9 +17,7 @@ from piccolo.columns import UUID as UUIDColumn
 from piccolo.columns import Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from consentry.core.errors import Invalid, NotFound
-from consentry.domain.purposes import Policy
-from consentry.storage.writer import WriteTx
+from consentry.plugins import Invalid, NotFound, PluginTx, Policy
 from consentry_segments.filters import Segment, parse
 
 MAX_NAME = 200
@@ -68,7 +66,7 @@ def _stored(row: dict[str, Any]) -> StoredSegment:
 # -- definitions -------------------------------------------------------------------------------
 
 
-async def insert(tx: WriteTx, name: str, purpose: str, raw: Any, actor: str) -> StoredSegment:
+async def insert(tx: PluginTx, name: str, purpose: str, raw: Any, actor: str) -> StoredSegment:
     segment = StoredSegment(uuid.uuid4(), name, purpose, raw, actor, tx.now)
     await tx.execute(
         "INSERT INTO segments_definitions (id, name, purpose, definition, created_by, created_at)"
@@ -102,7 +100,7 @@ async def list_all(reader: Reader, after: UUID | None, limit: int) -> list[Store
     return [_stored(r) for r in rows]
 
 
-async def delete(tx: WriteTx, segment_id: UUID) -> bool:
+async def delete(tx: PluginTx, segment_id: UUID) -> bool:
     found = await tx.fetch("SELECT id FROM segments_definitions WHERE id = ?", segment_id)
     if not found:
         return False

@@ -1,10 +1,10 @@
 """Checking a template at save time and rendering it for one customer through the gate.
 
-`Runtime.of(core)` holds, per running core, the sandbox (builtin filters plus those plugins
-contributed), the vocabulary of `templates.render` and a small cache of parsed templates.
-Rendering for a customer asks the gate for a view (audited by the gate; refused with its reasons
-when consent does not cover it) and renders with exactly that view: a field the view does not
-hold renders empty, or as the template's `default:` fallback.
+`Runtime.of(context)` holds, in the plugin's context cache (one per running core), the sandbox
+(builtin filters plus those plugins contributed), the vocabulary of `templates.render` and a
+small cache of parsed templates. Rendering for a customer asks the gate for a view (audited by
+the gate; refused with its reasons when consent does not cover it) and renders with exactly that
+view: a field the view does not hold renders empty, or as the template's `default:` fallback.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ import liquid
 import structlog
 from liquid.exceptions import LiquidError
 
-from consentry.core.errors import Conflict, Invalid
-from consentry.core.runtime import Core
-from consentry.domain.purposes import Policy
-from consentry.host.gate import CoreGate
-from consentry.plugins.types import GateRefused, SubjectView
+from consentry.plugins import (
+    Conflict,
+    Gate,
+    GateRefused,
+    Invalid,
+    PluginContext,
+    Policy,
+    SubjectView,
+)
 from consentry_templates.sandbox import KINDS, Budget, Sandbox, message_of
 from consentry_templates.store import Stored
 from consentry_templates.variables import (
@@ -128,24 +132,21 @@ class Preview:
 
 
 class Runtime:
-    """The plugin's state for one core (in `core.caches`)."""
+    """The plugin's state for one core (in its context's `cache`)."""
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
-        self.policy: Policy = core.policy
-        registry = core.plugins.registry
-        self.plugin = registry.capabilities.get(CAPABILITY, ("templates", None))[0]
-        self.sandbox = Sandbox.build({name: func for name, (_, func) in registry.filters.items()})
+    def __init__(self, context: PluginContext) -> None:
+        self.policy: Policy = context.policy
+        self.sandbox = Sandbox.build(dict(context.template_filters))
         self.vocabulary = Vocabulary.of(self.policy, CAPABILITY)
         self.company = company_of(self.policy)
-        self.gate = CoreGate(core, self.plugin)
+        self.gate: Gate = context.gate
         self._compiled: OrderedDict[tuple[UUID, int], Compiled] = OrderedDict()
 
     @classmethod
-    def of(cls, core: Core) -> Runtime:
-        found = core.caches.get(CACHE_KEY)
+    def of(cls, context: PluginContext) -> Runtime:
+        found = context.cache.get(CACHE_KEY)
         if not isinstance(found, Runtime):
-            found = core.caches[CACHE_KEY] = cls(core)
+            found = context.cache[CACHE_KEY] = cls(context)
         return found
 
     def check(self, *, kind: str, body: str, subject: str, strict: bool) -> Compiled:

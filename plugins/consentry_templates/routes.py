@@ -12,17 +12,19 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
-from consentry.core.principals import Scope
-from consentry.domain.text import clean_name
-from consentry.http.auth import require
-from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
-from consentry.http.problems import MEDIA_TYPE
-from consentry.http.schemas import Problem
-from consentry.http.writes import respond
+from consentry.plugins import (
+    ContextDep,
+    Cursor,
+    Limit,
+    PrincipalDep,
+    Scope,
+    clean_name,
+    problem_response,
+    require,
+)
 from consentry_templates import store
 from consentry_templates.render import CAPABILITY, Runtime
 from consentry_templates.sandbox import MAX_SOURCE
@@ -79,15 +81,6 @@ class TemplatePreviewOut(Struct):
     withheld: list[str]  # fields it reads whose category the capability may not use
 
 
-def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(
-        data_container=Problem,
-        description=description,
-        media_type=MEDIA_TYPE,
-        generate_examples=False,
-    )
-
-
 def _out(runtime: Runtime, t: store.Stored) -> TemplateOut:
     return TemplateOut(
         t.id,
@@ -109,7 +102,7 @@ def _draft(runtime: Runtime, data: TemplateIn) -> store.Draft:
     return store.Draft(data.name, data.kind, CAPABILITY, data.subject, data.body, data.strict)
 
 
-_INVALID = _problem(
+_INVALID = problem_response(
     "The template does not parse, uses an unknown filter, or (strict) reads a variable its"
     " capability can never see; `field` names body or subject, the detail lists each with its line"
 )
@@ -125,22 +118,22 @@ class TemplateController(Controller):
         " A strict template (the default) may read only the fields `templates.render` could"
         " ever see and the company's data; others are reported with their line numbers.",
         operation_id="templatesCreateTemplate",
-        responses={409: _problem("A template with this name exists"), 422: _INVALID},
+        responses={409: problem_response("A template with this name exists"), 422: _INVALID},
     )
     async def create_template(
         self,
         request: Request[Any, Any, Any],
-        core: CoreDep,
+        context: ContextDep,
         principal: PrincipalDep,
         data: JSONBody[TemplateIn],
     ) -> Response[TemplateOut]:
         require(principal, Scope.BACKEND_WRITE)
-        runtime = Runtime.of(core)
+        runtime = Runtime.of(context)
         draft = _draft(runtime, data)
-        return await respond(
+        return await context.respond(
             request,
             principal,
-            lambda: store.create(core, draft, principal.actor),
+            lambda: store.create(context, draft, principal.actor),
             lambda t: (201, _out(runtime, t)),
         )
 
@@ -152,11 +145,11 @@ class TemplateController(Controller):
         operation_id="templatesListTemplates",
     )
     async def list_templates(
-        self, core: CoreDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
+        self, context: ContextDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
     ) -> TemplatePage:
         require(principal, Scope.BACKEND_READ)
-        runtime = Runtime.of(core)
-        page = await store.list_page(core, cursor=cursor, limit=limit)
+        runtime = Runtime.of(context)
+        page = await store.list_page(context, cursor=cursor, limit=limit)
         return TemplatePage([_out(runtime, t) for t in page.items], page.next_cursor)
 
     @get(
@@ -166,34 +159,34 @@ class TemplateController(Controller):
         operation_id="templatesGetTemplate",
     )
     async def get_template(
-        self, core: CoreDep, principal: PrincipalDep, template_id: FromPath[str]
+        self, context: ContextDep, principal: PrincipalDep, template_id: FromPath[str]
     ) -> TemplateOut:
         require(principal, Scope.BACKEND_READ)
-        return _out(Runtime.of(core), await store.get(core, store.parse_id(template_id)))
+        return _out(Runtime.of(context), await store.get(context, store.parse_id(template_id)))
 
     @put(
         "/{template_id:str}",
         summary="Replace a template",
         description="Checked as on create; the version goes up by one.",
         operation_id="templatesUpdateTemplate",
-        responses={409: _problem("Another template has this name"), 422: _INVALID},
+        responses={409: problem_response("Another template has this name"), 422: _INVALID},
     )
     async def update_template(
         self,
         request: Request[Any, Any, Any],
-        core: CoreDep,
+        context: ContextDep,
         principal: PrincipalDep,
         template_id: FromPath[str],
         data: JSONBody[TemplateIn],
     ) -> Response[TemplateOut]:
         require(principal, Scope.BACKEND_WRITE)
-        runtime = Runtime.of(core)
+        runtime = Runtime.of(context)
         tid = store.parse_id(template_id)
         draft = _draft(runtime, data)
-        return await respond(
+        return await context.respond(
             request,
             principal,
-            lambda: store.update(core, tid, draft, principal.actor),
+            lambda: store.update(context, tid, draft, principal.actor),
             lambda t: (200, _out(runtime, t)),
         )
 
@@ -207,17 +200,17 @@ class TemplateController(Controller):
     async def delete_template(
         self,
         request: Request[Any, Any, Any],
-        core: CoreDep,
+        context: ContextDep,
         principal: PrincipalDep,
         template_id: FromPath[str],
     ) -> Response[TemplateOut]:
         require(principal, Scope.BACKEND_WRITE)
-        runtime = Runtime.of(core)
+        runtime = Runtime.of(context)
         tid = store.parse_id(template_id)
-        return await respond(
+        return await context.respond(
             request,
             principal,
-            lambda: store.delete(core, tid, principal.actor),
+            lambda: store.delete(context, tid, principal.actor),
             lambda t: (200, _out(runtime, t)),
         )
 
@@ -231,20 +224,22 @@ class TemplateController(Controller):
         " fallback). 409 when the customer's consent does not allow it, with the reasons.",
         operation_id="templatesPreviewTemplate",
         responses={
-            409: _problem("The customer's consent does not allow templates.render"),
-            422: _problem("A field is not valid, or the template stopped at a sandbox limit"),
+            409: problem_response("The customer's consent does not allow templates.render"),
+            422: problem_response(
+                "A field is not valid, or the template stopped at a sandbox limit"
+            ),
         },
     )
     async def preview_template(
         self,
-        core: CoreDep,
+        context: ContextDep,
         principal: PrincipalDep,
         template_id: FromPath[str],
         data: JSONBody[TemplatePreviewIn],
     ) -> TemplatePreviewOut:
         require(principal, Scope.BACKEND_READ)
-        runtime = Runtime.of(core)
-        stored = await store.get(core, store.parse_id(template_id))
+        runtime = Runtime.of(context)
+        stored = await store.get(context, store.parse_id(template_id))
         subject_id = await runtime.gate.subject_id(data.external_id)
         preview = await runtime.preview(stored, subject_id)
         return TemplatePreviewOut(

@@ -1,7 +1,7 @@
 """The plugin's own table and its SQL. Templates are company content: no customer data here.
 
-Every change goes through the core's single writer with one audit entry (actor, template id,
-name, kind), in the same transaction. Reads go straight to the database.
+Every change is one transaction of the core's single writer (`context.write`) with one audit
+entry (actor, template id, name, kind). Reads go straight to the database (`context.fetch`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,16 @@ from piccolo.columns import UUID as UUIDColumn
 from piccolo.columns import Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from consentry.core.errors import Conflict, NotFound
-from consentry.core.pagination import Page, check_limit, decode_cursor, page_of
-from consentry.core.runtime import Core
-from consentry.storage.writer import WriteTx
+from consentry.plugins import (
+    Conflict,
+    NotFound,
+    Page,
+    PluginContext,
+    PluginTx,
+    check_limit,
+    decode_cursor,
+    page_of,
+)
 
 TABLE = "templates_templates"
 COLUMNS = (
@@ -87,13 +93,13 @@ def parse_id(template_id: str) -> UUID:
         raise NotFound(f"no template with id '{template_id[:80]}'") from None
 
 
-async def _name_taken(tx: WriteTx, name: str, other_than: UUID | None) -> None:
+async def _name_taken(tx: PluginTx, name: str, other_than: UUID | None) -> None:
     row = await tx.fetchrow(f"SELECT id FROM {TABLE} WHERE name = ?", name)
     if row is not None and UUID(str(row["id"])) != other_than:
         raise Conflict(f"a template named '{name}' exists already", field="name")
 
 
-def _audit(tx: WriteTx, actor: str, action: str, stored: Stored) -> None:
+def _audit(tx: PluginTx, actor: str, action: str, stored: Stored) -> None:
     tx.audit(
         actor,
         action,
@@ -105,8 +111,8 @@ def _audit(tx: WriteTx, actor: str, action: str, stored: Stored) -> None:
     )
 
 
-async def create(core: Core, draft: Draft, actor: str) -> Stored:
-    async def job(tx: WriteTx) -> Stored:
+async def create(context: PluginContext, draft: Draft, actor: str) -> Stored:
+    async def job(tx: PluginTx) -> Stored:
         await _name_taken(tx, draft.name, None)
         stored = Stored(uuid4(), *_fields(draft), 1, tx.now, tx.now)
         await tx.execute(
@@ -125,15 +131,15 @@ async def create(core: Core, draft: Draft, actor: str) -> Stored:
         _audit(tx, actor, "template.created", stored)
         return stored
 
-    return await core.writer.submit(job)
+    return await context.write(job)
 
 
 def _fields(draft: Draft) -> tuple[str, str, str, str, str, bool]:
     return (draft.name, draft.kind, draft.capability, draft.subject, draft.body, draft.strict)
 
 
-async def update(core: Core, template_id: UUID, draft: Draft, actor: str) -> Stored:
-    async def job(tx: WriteTx) -> Stored:
+async def update(context: PluginContext, template_id: UUID, draft: Draft, actor: str) -> Stored:
+    async def job(tx: PluginTx) -> Stored:
         row = await tx.fetchrow(f"SELECT {COLUMNS} FROM {TABLE} WHERE id = ?", template_id)
         if row is None:
             raise NotFound(f"no template with id '{template_id}'")
@@ -156,11 +162,11 @@ async def update(core: Core, template_id: UUID, draft: Draft, actor: str) -> Sto
         _audit(tx, actor, "template.updated", stored)
         return stored
 
-    return await core.writer.submit(job)
+    return await context.write(job)
 
 
-async def delete(core: Core, template_id: UUID, actor: str) -> Stored:
-    async def job(tx: WriteTx) -> Stored:
+async def delete(context: PluginContext, template_id: UUID, actor: str) -> Stored:
+    async def job(tx: PluginTx) -> Stored:
         row = await tx.fetchrow(f"SELECT {COLUMNS} FROM {TABLE} WHERE id = ?", template_id)
         if row is None:
             raise NotFound(f"no template with id '{template_id}'")
@@ -169,21 +175,21 @@ async def delete(core: Core, template_id: UUID, actor: str) -> Stored:
         _audit(tx, actor, "template.deleted", stored)
         return stored
 
-    return await core.writer.submit(job)
+    return await context.write(job)
 
 
-async def get(core: Core, template_id: UUID) -> Stored:
-    row = await core.db.fetchrow(f"SELECT {COLUMNS} FROM {TABLE} WHERE id = ?", template_id)
+async def get(context: PluginContext, template_id: UUID) -> Stored:
+    row = await context.fetchrow(f"SELECT {COLUMNS} FROM {TABLE} WHERE id = ?", template_id)
     if row is None:
         raise NotFound(f"no template with id '{template_id}'")
     return _stored(row)
 
 
-async def list_page(core: Core, *, cursor: str | None, limit: int) -> Page[Stored]:
+async def list_page(context: PluginContext, *, cursor: str | None, limit: int) -> Page[Stored]:
     """By name: stable pages with a cursor."""
     check_limit(limit)
     after = decode_cursor(cursor, 1)
-    rows = await core.db.fetch(
+    rows = await context.fetch(
         f"SELECT {COLUMNS} FROM {TABLE} WHERE name > ? ORDER BY name LIMIT ?",
         str(after[0]) if after else "",
         limit + 1,

@@ -23,8 +23,7 @@ from typing import Any
 import liquid
 from liquid.static_analysis import Variable
 
-from consentry.domain.purposes import Policy
-from consentry.plugins.types import SubjectView
+from consentry.plugins import Policy, SubjectView
 
 COMPANY_FIELDS = ("name", "contact", "policy_url")
 ROOTS = ("customer", "contact", "company")

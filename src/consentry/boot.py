@@ -13,7 +13,7 @@ from consentry.clock import Clock, system_clock
 from consentry.core.runtime import Core
 from consentry.crypto.secrets import load_or_create_secrets, missing_secret_files
 from consentry.crypto.signing import SigningKey
-from consentry.host.context import CoreContext
+from consentry.host.context import contexts
 from consentry.host.manager import Plugins
 from consentry.policy.loader import load_policy
 from consentry.settings import NoData, Settings
@@ -39,7 +39,12 @@ def database_url(settings: Settings) -> str:
 
 def load_plugins(settings: Settings) -> Plugins:
     enabled, disabled = settings.plugin_names()
-    return Plugins.load(enabled, disabled, timeout=settings.plugin_timeout_seconds)
+    return Plugins.load(
+        enabled,
+        disabled,
+        timeout=settings.plugin_timeout_seconds,
+        sources=settings.plugin_sources,
+    )
 
 
 def missing_data(settings: Settings, *, secrets: bool = True) -> str | None:
@@ -120,7 +125,7 @@ async def open_core(
     purger = IdempotencyPurger(writer, retention)
     await purger.start()
     core = Core(settings, policy, db, keys, secrets, writer, clock, checkpointer, plugins, purger)
-    core.plugin_context = lambda plugin: CoreContext(core, plugin)
+    core.plugin_context = contexts(core)
     return core
 
 

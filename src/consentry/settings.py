@@ -47,6 +47,16 @@ def about(help: str, *, shown: str = "", secret: bool = False) -> dict[str, Any]
     return {"help": help, "shown": shown, "secret": secret}
 
 
+@dataclass(frozen=True, slots=True)
+class PluginSources:
+    """Not a setting: where the plugins' own settings are read from at start (consentry.host
+    .settings): the environment (None: the process's) and the settings file's tables."""
+
+    env: Mapping[str, str] | None = None
+    tables: Mapping[str, Any] = field(default_factory=dict)  # `[<prefix>]` tables, by name
+    file: Path | None = None
+
+
 def default_policy_path() -> Path:
     """`./policies/default.yaml` where the process runs, if there is one; else the packaged one."""
     try:
@@ -172,6 +182,10 @@ class Settings:
         ),
     )
 
+    plugin_sources: PluginSources = field(
+        default_factory=PluginSources, compare=False, repr=False, metadata={"internal": True}
+    )
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "public_url", self.public_url.strip().rstrip("/"))
 
@@ -206,10 +220,11 @@ class Settings:
         environment, then `flags` (None values are flags not given)."""
         env = os.environ if env is None else env
         config = config or (Path(env[CONFIG_VARIABLE]) if env.get(CONFIG_VARIABLE) else None)
-        values = _from_file(config) if config else {}
+        tables: dict[str, Any] = {}
+        values = _from_file(config, tables) if config else {}
         values |= _from_env(env)
         values |= {name: value for name, value in flags.items() if value is not None}
-        return cls(**values)
+        return cls(**values, plugin_sources=PluginSources(env, tables, config))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> Settings:
@@ -249,6 +264,8 @@ def specs() -> tuple[Spec, ...]:
     hints = typing.get_type_hints(Settings)
     found = []
     for f in fields(Settings):
+        if f.metadata.get("internal"):
+            continue
         default = f.default if f.default_factory is MISSING else f.default_factory()
         secret = bool(f.metadata.get("secret")) or f.name.split("_")[-1] in _SECRET_WORDS
         found.append(
@@ -310,7 +327,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def _from_file(path: Path) -> dict[str, Any]:
+def _from_file(path: Path, tables: dict[str, Any]) -> dict[str, Any]:
+    """The core's settings in the file; its tables (plugins' settings) go to `tables`."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -320,6 +338,9 @@ def _from_file(path: Path) -> dict[str, Any]:
     known = known_names()
     values: dict[str, Any] = {}
     for key, raw in data.items():
+        if isinstance(raw, dict):  # no core setting is a table: a plugin's `[<prefix>]`
+            tables[key] = raw
+            continue
         s = known.get(key)
         if s is None:
             close = difflib.get_close_matches(key, sorted(known), n=1)

@@ -39,9 +39,9 @@ from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.customers import records as customers
 from consentry.domain.consent import Decision
-from consentry.host.context import CoreContext
 from consentry.host.manager import Plugins
 from consentry.ledger import consents, double_opt_in
+from consentry.plugins.web import RouteContext
 from consentry.settings import Settings
 
 __all__ = [
@@ -69,9 +69,10 @@ class Service:
     def plugins(self) -> Plugins:
         return self.core.plugins
 
-    def context(self, plugin: str) -> CoreContext:
-        """The context the core hands `plugin`'s hooks: its gate, its tables, the clock."""
-        return CoreContext(self.core, plugin)
+    def context(self, plugin: str) -> RouteContext:
+        """The context the host hands `plugin`'s hooks and routes: its gate, its tables, its
+        settings, its cache, the clock."""
+        return self.core.plugin_context(plugin)
 
     async def customer(
         self,

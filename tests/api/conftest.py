@@ -229,16 +229,20 @@ class _Server(uvicorn.Server):
 
 
 @pytest.fixture
-async def live_server(
-    core: Core, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[str]:
-    """The app served over real HTTP on a free 127.0.0.1 port, in this event loop; yields the
-    base URL. Its email channel is configured, with an SMTP port nothing listens on: codes are
-    asked for and answered as in production, and their emails fail in the background."""
+def smtp_nowhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The email channel configured, with an SMTP port nothing listens on (set before the core
+    starts: the host reads plugin settings then)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         monkeypatch.setenv("CONSENTRY_SMTP_PORT", str(probe.getsockname()[1]))
     monkeypatch.setenv("CONSENTRY_SMTP_HOST", "127.0.0.1")
+
+
+@pytest.fixture
+async def live_server(smtp_nowhere: None, core: Core, settings: Settings) -> AsyncIterator[str]:
+    """The app served over real HTTP on a free 127.0.0.1 port, in this event loop; yields the
+    base URL. Its email channel is configured, with an SMTP port nothing listens on: codes are
+    asked for and answered as in production, and their emails fail in the background."""
     app = create_app(settings, core=core)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

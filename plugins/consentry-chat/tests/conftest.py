@@ -28,7 +28,8 @@ def consentry_policy_path() -> Path:
 
 @pytest.fixture
 def chat_webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
-    """The chat channel configured to post to a local server (CONSENTRY_CHAT_WEBHOOK_*)."""
+    """The chat channel configured to post to a local server (CONSENTRY_CHAT_WEBHOOK_*): the
+    host reads them when the service starts, so ask for this fixture before `consentry_service`."""
     hook = Webhook(url="")
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler(hook))
     hook.url = f"http://127.0.0.1:{server.server_address[1]}/hook"

@@ -43,7 +43,7 @@ async def _erase(service: Service, subject_id: UUID) -> int:
 
 
 async def test_send_posts_a_signed_message_and_records_it(
-    consentry_service: Service, chat_webhook: Webhook
+    chat_webhook: Webhook, consentry_service: Service
 ) -> None:
     """An allowed send reaches the webhook, signed, and is recorded as delivered."""
     subject_id = await consentry_service.customer("c-1", identities=EMAIL)
@@ -68,7 +68,7 @@ async def test_send_posts_a_signed_message_and_records_it(
 
 
 async def test_a_refused_gate_is_a_403_problem_and_nothing_is_sent(
-    consentry_service: Service, chat_webhook: Webhook
+    chat_webhook: Webhook, consentry_service: Service
 ) -> None:
     """After the customer objects to product updates, the gate refuses and nothing goes out."""
     subject_id = await consentry_service.customer(
@@ -85,7 +85,7 @@ async def test_a_refused_gate_is_a_403_problem_and_nothing_is_sent(
 
 
 async def test_the_view_and_the_refusal_are_audited(
-    consentry_service: Service, chat_webhook: Webhook
+    chat_webhook: Webhook, consentry_service: Service
 ) -> None:
     """The gate audits each view it builds for the plugin, and each refusal."""
     await consentry_service.customer("c-3", identities=EMAIL)
@@ -99,7 +99,7 @@ async def test_the_view_and_the_refusal_are_audited(
 
 
 async def test_a_customer_without_email_is_a_422(
-    consentry_service: Service, chat_webhook: Webhook
+    chat_webhook: Webhook, consentry_service: Service
 ) -> None:
     await consentry_service.customer("c-4")
     response = await consentry_service.client.post(
@@ -110,7 +110,7 @@ async def test_a_customer_without_email_is_a_422(
 
 
 async def test_an_unknown_customer_is_a_404(
-    consentry_service: Service, chat_webhook: Webhook
+    chat_webhook: Webhook, consentry_service: Service
 ) -> None:
     response = await consentry_service.client.post(
         "/v1/plugins/chat/send", json={"external_id": "nobody", "text": "hi"}
@@ -119,7 +119,7 @@ async def test_an_unknown_customer_is_a_404(
 
 
 async def test_a_failing_webhook_is_a_502_and_recorded_as_failed(
-    consentry_service: Service, chat_webhook: Webhook
+    chat_webhook: Webhook, consentry_service: Service
 ) -> None:
     """A webhook that answers 500 fails the send; the attempt is kept, marked failed."""
     chat_webhook.status = 500
@@ -133,10 +133,15 @@ async def test_a_failing_webhook_is_a_502_and_recorded_as_failed(
     assert (delivery["status"], delivery["error"]) == ("failed", "chat webhook answered 500")
 
 
-async def test_an_unconfigured_webhook_is_a_503(
-    consentry_service: Service, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def unconfigured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No webhook URL when the service starts (the host reads plugin settings at start)."""
     monkeypatch.delenv("CONSENTRY_CHAT_WEBHOOK_URL", raising=False)
+
+
+async def test_an_unconfigured_webhook_is_a_503(
+    unconfigured: None, consentry_service: Service
+) -> None:
     await consentry_service.customer("c-6", identities=EMAIL)
     response = await consentry_service.client.post(
         "/v1/plugins/chat/send", json={"external_id": "c-6", "text": "hi"}
@@ -146,7 +151,7 @@ async def test_an_unconfigured_webhook_is_a_503(
 
 
 async def test_dsr_erase_removes_the_customers_deliveries_once(
-    consentry_service: Service, chat_webhook: Webhook
+    chat_webhook: Webhook, consentry_service: Service
 ) -> None:
     """Erasure removes this customer's deliveries, leaves others', and is idempotent."""
     ada = await consentry_service.customer("c-7", identities=EMAIL)
@@ -163,7 +168,7 @@ async def test_dsr_erase_removes_the_customers_deliveries_once(
 
 
 async def test_the_registered_channel_sends_a_signed_message(
-    consentry_service: Service, chat_webhook: Webhook
+    chat_webhook: Webhook, consentry_service: Service
 ) -> None:
     """The core (or another plugin) can send through the `chat` channel it registered."""
     owner, channel = consentry_service.plugins.registry.channels["chat"]

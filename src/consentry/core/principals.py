@@ -2,55 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 from consentry.core.errors import Forbidden
 from consentry.domain.consent import Source
+from consentry.domain.principals import Principal, Scope
+
+__all__ = [
+    "CLI",
+    "CUSTOMER_SOURCES",
+    "READ_SCOPES",
+    "SYSTEM",
+    "Principal",
+    "Scope",
+    "recorded_source",
+]
 
 # What a customer's own token may say about where a change came from: what they do themselves.
 CUSTOMER_SOURCES = (Source.PREFERENCE_CENTER, Source.UNSUBSCRIBE_LINK)
-
-
-class Scope(StrEnum):
-    ADMIN = "admin"
-    COMPLIANCE_READ = "compliance:read"
-    COMPLIANCE_WRITE = "compliance:write"  # handles data-subject requests (implies read)
-    BACKEND_WRITE = "backend:write"
-    BACKEND_READ = "backend:read"
-
-
-# What each scope lets a key do, beyond its own name.
-_IMPLIES: dict[Scope, frozenset[Scope]] = {
-    Scope.ADMIN: frozenset(Scope),
-    Scope.BACKEND_WRITE: frozenset({Scope.BACKEND_WRITE, Scope.BACKEND_READ}),
-    Scope.BACKEND_READ: frozenset({Scope.BACKEND_READ}),
-    Scope.COMPLIANCE_READ: frozenset({Scope.COMPLIANCE_READ}),
-    Scope.COMPLIANCE_WRITE: frozenset({Scope.COMPLIANCE_WRITE, Scope.COMPLIANCE_READ}),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    kind: str  # "key" | "customer" | "system"
-    id: str
-    scopes: frozenset[Scope] = frozenset()
-
-    @property
-    def actor(self) -> str:
-        return f"{self.kind}:{self.id}"
-
-    @property
-    def effective(self) -> frozenset[Scope]:
-        return (
-            frozenset().union(*(_IMPLIES[s] for s in self.scopes)) if self.scopes else frozenset()
-        )
-
-    def require(self, *any_of: Scope) -> None:
-        if self.kind != "key" or not self.effective.intersection(any_of):
-            needed = " or ".join(s.value for s in any_of)
-            raise Forbidden(f"this needs an API key with scope {needed}")
-
 
 SYSTEM = Principal("system", "consentry")
 CLI = Principal("system", "cli")  # `consentry keys`: whoever runs it on the data store

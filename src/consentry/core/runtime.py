@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from consentry.crypto.signing import SigningKey
     from consentry.domain.purposes import Policy
     from consentry.host.manager import Plugins
-    from consentry.plugins.types import PluginContext
+    from consentry.plugins.web import RouteContext
     from consentry.settings import Settings
     from consentry.storage.database import Database
     from consentry.storage.keystore import KeyStore
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from consentry.storage.writer import Writer
 
 
-def _no_contexts(plugin: str) -> PluginContext:
+def _no_contexts(plugin: str) -> RouteContext:
     raise RuntimeError("the plugin host is not attached: open the core with consentry.boot")
 
 
@@ -45,7 +45,7 @@ class Core:
     caches: dict[str, Any] = field(default_factory=dict)
     background: Background = field(default_factory=Background)  # work done after answering
     # the context a plugin's hooks receive, bound to that plugin: the host attaches it at boot
-    plugin_context: Callable[[str], PluginContext] = _no_contexts
+    plugin_context: Callable[[str], RouteContext] = _no_contexts
 
     @property
     def signing_key(self) -> SigningKey:

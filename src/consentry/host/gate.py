@@ -31,11 +31,15 @@ class _Refusal:
 
 
 class CoreGate:
-    """The gate for one plugin (its name goes into every audit entry)."""
+    """The gate for one plugin (its name goes into every audit entry, and cannot be changed)."""
 
     def __init__(self, core: Core, plugin: str) -> None:
         self._core = core
-        self.plugin = plugin
+        self._plugin = plugin
+
+    @property
+    def plugin(self) -> str:
+        return self._plugin
 
     async def allowed(self, capability: str, subject_id: UUID) -> bool:
         decided = await self._decide(self._core.db, capability, subject_id)

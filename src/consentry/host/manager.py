@@ -16,20 +16,23 @@ import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import click
 import pluggy
 import structlog
 
+from consentry.host.settings import read_plugin_settings
 from consentry.plugins import hookspecs
-from consentry.plugins.types import Assignee, Capability, Channel, PluginContext
+from consentry.plugins.types import Assignee, Capability, Channel, PluginContext, Setting
+from consentry.settings import PluginSources
 
 log = structlog.get_logger("consentry.plugins")
 
 ENTRY_POINT_GROUP = "consentry"
 REGISTRATIONS = {
+    "register_settings": "settings",  # first: the others may take the settings it declares
     "register_capabilities": "capabilities",
     "register_routes": "routes",
     "register_tables": "tables",
@@ -68,6 +71,7 @@ class Registry:
     commands: dict[str, tuple[str, click.Command]] = field(default_factory=dict)
     channels: dict[str, tuple[str, Channel]] = field(default_factory=dict)
     filters: dict[str, tuple[str, Callable[..., Any]]] = field(default_factory=dict)
+    settings: dict[str, list[Setting]] = field(default_factory=dict)  # declared, by plugin
 
 
 def _version(module: ModuleType, dist: metadata.Distribution | None) -> str:
@@ -102,7 +106,13 @@ def first_party() -> list[str]:
 class Plugins:
     """The plugins of one app: a pluggy manager, what they registered, safe calls."""
 
-    def __init__(self, modules: Iterable[tuple[str, ModuleType, str]], *, timeout: float) -> None:
+    def __init__(
+        self,
+        modules: Iterable[tuple[str, ModuleType, str]],
+        *,
+        timeout: float,
+        sources: PluginSources | None = None,
+    ) -> None:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.versions: dict[str, str] = {}
@@ -113,25 +123,38 @@ class Plugins:
         self.timeout = timeout
         self.failures: dict[str, int] = dict.fromkeys(self.versions, 0)
         self.registry = Registry()
+        self.settings: dict[str, dict[str, Any]] = {}  # each plugin's, read and checked
         for hook in REGISTRATIONS:
             self._collect(hook)
+            if hook == "register_settings":
+                self._read_settings(sources or PluginSources())
 
     @classmethod
     def load(
-        cls, enabled: Iterable[str] = (), disabled: Iterable[str] = (), *, timeout: float = 5.0
+        cls,
+        enabled: Iterable[str] = (),
+        disabled: Iterable[str] = (),
+        *,
+        timeout: float = 5.0,
+        sources: PluginSources | None = None,
     ) -> Plugins:
         modules = []
         for name, ep in discover(enabled, disabled):
             module = ep.load()
             modules.append((name, module, _version(module, ep.dist)))
-        return cls(modules, timeout=timeout)
+        return cls(modules, timeout=timeout, sources=sources)
 
     @classmethod
-    def of(cls, *plugins: tuple[str, ModuleType], timeout: float = 5.0) -> Plugins:
-        """Exactly these plugin modules, by name (tests, and the plugin test harness)."""
-        return cls(
-            [(name, module, _version(module, None)) for name, module in plugins], timeout=timeout
-        )
+    def of(
+        cls,
+        *plugins: tuple[str, ModuleType],
+        timeout: float = 5.0,
+        sources: PluginSources | None = None,
+    ) -> Plugins:
+        """Exactly these plugin modules, by name (tests, and the plugin test harness); their
+        settings from `sources` (default: the process environment)."""
+        modules = [(name, module, _version(module, None)) for name, module in plugins]
+        return cls(modules, timeout=timeout, sources=sources)
 
     # -- registration ------------------------------------------------------------------------
 
@@ -143,9 +166,19 @@ class Plugins:
             owner = impl.plugin_name
             register = self._register_for(hook, owner)
             group = click.Group(owner)  # commands: each plugin adds to a group of its own
-            impl.function(*[{"register": register, "group": group}[a] for a in impl.argnames])
+            given = {
+                "register": register,
+                "group": group,
+                "settings": MappingProxyType(self.settings.get(owner, {})),
+            }
+            impl.function(*[given[a] for a in impl.argnames])
             for name, command in group.commands.items():
                 register(name, command)
+
+    def _read_settings(self, sources: PluginSources) -> None:
+        for owner in self.versions:
+            declared = self.registry.settings.get(owner, [])
+            self.settings[owner] = read_plugin_settings(owner, declared, sources)
 
     def _register_for(self, hook: str, owner: str) -> Callable[..., None]:
         r = self.registry
@@ -161,6 +194,8 @@ class Plugins:
                 unique("capability", r.capabilities, args[0].name, args[0])
             elif kind == "routes":
                 r.routes.append((owner, args[0]))
+            elif kind == "settings":
+                r.settings.setdefault(owner, []).append(args[0])
             elif kind == "tables":
                 r.tables.append((owner, args[0]))
             elif kind == "commands":

@@ -13,11 +13,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from consentry.access import keys as access
 from consentry.core.errors import Forbidden, TooManyRequests, Unauthorized
-from consentry.core.principals import Principal, Scope
+from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.customers import records as customers
 from consentry.http.deps import CoreDep
 from consentry.http.ratelimit import RateLimits, client_address, retry_after
+from consentry.plugins.web import require as require  # defined with the plugin contract
 
 SECURITY_COMPONENTS = Components(
     security_schemes={
@@ -98,11 +99,6 @@ async def provide_principal(request: Request[Any, Any, Any], core: CoreDep) -> P
     """The principal the guard found (or, on a public route that asks, authenticate now)."""
     found = request.scope["state"].get("principal")
     return found if isinstance(found, Principal) else await _authenticate(request, core)
-
-
-def require(principal: Principal, *scopes: Scope) -> Principal:
-    principal.require(*scopes)
-    return principal
 
 
 def require_customer(principal: Principal) -> Principal:

@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from litestar import Request
 from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
-from litestar.params import Dependency, Parameter, PathParameter
+from litestar.params import Dependency, PathParameter
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
-from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.http import ratelimit
+
+# defined with the plugin contract (plugin routes take them too)
+from consentry.plugins.web import Cursor as Cursor
+from consentry.plugins.web import Limit as Limit
+from consentry.plugins.web import PrincipalDep as PrincipalDep
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -22,7 +26,6 @@ if TYPE_CHECKING:
 D = TypeVar("D", bound=datetime)
 # skip_validation: the core is handed over as is (its fields are not a wire shape to check)
 CoreDep = Annotated[Core, Dependency(skip_validation=True)]
-PrincipalDep = NamedDependency[Principal]
 ClientDep = NamedDependency[str]  # the client's address, from `client_address`
 ExternalIdPath = Annotated[
     str,
@@ -32,8 +35,6 @@ ExternalIdPath = Annotated[
         description="The company's own id for the customer",
     ),
 ]
-Cursor = Annotated[str | None, Parameter(description="next_cursor from the previous page")]
-Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
 
 
 class Instant(datetime):

@@ -19,6 +19,7 @@ from consentry.http.bodies import JSON_BODY
 from consentry.http.schemas import FieldError, Problem
 from consentry.http.validation import allowed_values, field_errors, not_one_of
 from consentry.plugins.types import GateRefused
+from consentry.plugins.web import MEDIA_TYPE as MEDIA_TYPE
 from consentry.storage.database import (
     StorageFull,
     UnstorableText,
@@ -27,7 +28,6 @@ from consentry.storage.database import (
 )
 from consentry.storage.idempotency import KeyReused, Replayed
 
-MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("consentry.api")
 
 _TITLES = {

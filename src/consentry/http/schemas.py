@@ -12,6 +12,10 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from msgspec import Meta, Struct
 
+# defined with the plugin contract (plugin routes answer problems too)
+from consentry.plugins.web import FieldError as FieldError
+from consentry.plugins.web import Problem as Problem
+
 T = TypeVar("T")
 
 ExternalId = Annotated[
@@ -26,22 +30,6 @@ ExternalId = Annotated[
 def wire(value: Any, schema: type[T]) -> T:
     """A service's value as a wire schema, field by field by name (`msgspec.convert`)."""
     return msgspec.convert(value, schema, from_attributes=True)
-
-
-class FieldError(Struct):
-    field: str
-    detail: str
-
-
-class Problem(Struct, omit_defaults=True):
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    field: str | None = None
-    request_id: str | None = None
-    errors: list[FieldError] | None = None  # every invalid field, on a 422
 
 
 class ShownOnce(Struct):
@@ -69,5 +57,3 @@ class TokenOut(ShownOnce):
             " answer, and is not kept. If the answer was lost, ask for another with a new"
             " Idempotency-Key"
         )
-
-

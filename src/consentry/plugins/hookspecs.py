@@ -21,7 +21,7 @@ Rules that hold for every hook:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +36,7 @@ from consentry.plugins.types import (
     Conversation,
     CustomerEvent,
     PluginContext,
+    Setting,
 )
 
 PROJECT = "consentry"
@@ -44,6 +45,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 # -- registration: once, at start ---------------------------------------------------------------
+
+
+@hookspec
+def register_settings(register: Callable[[Setting], None]) -> None:
+    """Declare each setting the plugin reads (name, kind, default, help, secret). Called first,
+    once, at start; the host reads them from `CONSENTRY_<PLUGIN>_<NAME>` (or the settings file's
+    `[<plugin>]` table), refuses a bad value, and hands them over as `context.settings` (and as
+    `settings` to `register_channels`)."""
 
 
 @hookspec
@@ -58,7 +67,10 @@ def register_capabilities(register: Callable[[Capability], None]) -> None:
 @hookspec
 def register_routes(register: Callable[[Any], None]) -> None:
     """Contribute HTTP route handlers or controllers (Litestar), mounted under `/v1/plugins/
-    <plugin>/`. They go through the same authentication as core routes. Called once at start."""
+    <plugin>/`. They go through the same authentication as core routes, and take what they need
+    from `consentry.plugins.web`: `context: ContextDep` (bound to this plugin by the host) and
+    `principal: PrincipalDep`; a handler that asks for the core stops the start. Called once at
+    start."""
 
 
 @hookspec
@@ -77,9 +89,9 @@ def register_commands(group: click.Group) -> None:
 
 
 @hookspec
-def register_channels(register: Callable[[Channel], None]) -> None:
+def register_channels(register: Callable[[Channel], None], settings: Mapping[str, Any]) -> None:
     """Contribute delivery channels (email, webhook, chat...). A channel's name must be one of
-    the policy's channels. Called once at start."""
+    the policy's channels. Called once at start, with the plugin's own settings."""
 
 
 @hookspec

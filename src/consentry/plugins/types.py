@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
+
+from consentry.domain.purposes import Policy
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,41 @@ class Channel:
         return self.ready is None or self.ready()
 
 
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting a plugin declares (`register_settings`). The host reads it at start from
+    `CONSENTRY_<PREFIX>_<NAME>` (prefix: the plugin's name unless `prefix` says otherwise; a
+    secret also from `..._FILE`, a file holding it) or from the settings file's `[<plugin>]`
+    table (key: `name`), converts it to `kind` (str, int, float or bool) and hands it to the
+    plugin as `context.settings[name]`; a value that does not convert stops the start."""
+
+    name: str
+    kind: type = str
+    default: Any = ""
+    help: str = ""
+    secret: bool = False
+    prefix: str = ""
+
+
+class PluginTx(Protocol):
+    """One transaction on the plugin's own tables, in the core's single writer (`write`)."""
+
+    @property
+    def now(self) -> datetime:
+        """The transaction's time."""
+        ...
+
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None: ...
+
+    def audit(self, actor: str, action: str, target: str, **details: Any) -> None:
+        """An audit entry, committed with the transaction. Details are not personal data."""
+        ...
+
+
 class PluginContext(Protocol):
     """What the core hands a plugin when it calls it."""
 
@@ -161,7 +200,38 @@ class PluginContext(Protocol):
         ...
 
     @property
-    def gate(self) -> Gate: ...
+    def gate(self) -> Gate:
+        """The gate, bound to this plugin: every view and query is audited under its name."""
+        ...
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force (purposes, categories, gates), read-only."""
+        ...
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The plugin's own settings (`register_settings`), read and checked at start."""
+        ...
+
+    @property
+    def cache(self) -> MutableMapping[str, Any]:
+        """A dict the plugin may keep state in for the life of the service (its own alone)."""
+        ...
+
+    @property
+    def template_filters(self) -> Mapping[str, Callable[..., Any]]:
+        """Every template filter the loaded plugins registered, by name."""
+        ...
+
+    async def write(self, job: Callable[[PluginTx], Awaitable[T]]) -> T:
+        """Run `job` in one transaction of the core's single writer: its statements (on the
+        plugin's own tables) and audit entries commit together, or not at all."""
+        ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """One row of the plugin's own tables, or None."""
+        ...
 
     async def execute(self, sql: str, *args: Any) -> None:
         """Run SQL on the plugin's own tables, in the core's transaction (audited with it)."""

@@ -8,7 +8,6 @@ import httpx
 
 from consentry.core.runtime import Core
 from consentry.customers.records import resolve
-from consentry.host.context import CoreContext
 from consentry.host.manager import Plugins
 
 from .test_segments_api import BASE, create, customer, grant
@@ -32,7 +31,7 @@ async def test_dsr_export_and_erase(seg_client: Client, seg_core: Core) -> None:
     subject_id, _ = await resolve(seg_core, "a")
     members = (await seg_client.get(f"{BASE}/{segment['id']}/members")).json()["items"]
     assert members == [str(subject_id)]
-    context = CoreContext(seg_core, "segments")
+    context = seg_core.plugin_context("segments")
     assert await consentry_segments.dsr_export(subject_id, context) == {}
     assert await consentry_segments.dsr_erase(subject_id, context) == 0
     assert await consentry_segments.dsr_erase(subject_id, context) == 0

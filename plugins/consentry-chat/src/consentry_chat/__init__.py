@@ -5,12 +5,12 @@ Every hook the plugin implements is here; the work is in `deliveries`, `webhook`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
 import click
-from consentry.plugins import Capability, Channel, PluginContext, hookimpl, with_context
+from consentry.plugins import Capability, Channel, PluginContext, Setting, hookimpl, with_context
 
 from consentry_chat import deliveries, routes, tables, webhook
 
@@ -29,8 +29,14 @@ def register_capabilities(register: Callable[[Capability], None]) -> None:
 
 
 @hookimpl
-def register_channels(register: Callable[[Channel], None]) -> None:
-    register(Channel("chat", webhook.send, "Chat messages through a signed webhook"))
+def register_settings(register: Callable[[Setting], None]) -> None:
+    for setting in webhook.SETTINGS:
+        register(setting)
+
+
+@hookimpl
+def register_channels(register: Callable[[Channel], None], settings: Mapping[str, Any]) -> None:
+    register(Channel("chat", webhook.sender(settings), "Chat messages through a signed webhook"))
 
 
 @hookimpl

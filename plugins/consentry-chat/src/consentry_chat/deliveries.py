@@ -42,7 +42,7 @@ async def deliver(context: PluginContext, subject_id: UUID, text: str) -> Delive
     message = Message(subject_id, view.purposes[0], "", text, to)
     delivery = Delivery(str(uuid.uuid4()), "delivered")
     try:
-        await webhook.post(message, delivery.id, webhook.ChatSettings.from_env())
+        await webhook.post(message, delivery.id, webhook.ChatSettings.of(context.settings))
     except webhook.DeliveryFailed as exc:
         delivery = Delivery(delivery.id, "failed", str(exc))
     await context.execute(

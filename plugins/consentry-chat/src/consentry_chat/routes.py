@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from consentry.core.errors import Forbidden, Invalid, ServiceError
-from consentry.core.principals import Scope
-from consentry.host.context import CoreContext
-from consentry.http.auth import require
-from consentry.http.deps import CoreDep, PrincipalDep
+from consentry.plugins import (
+    ContextDep,
+    Forbidden,
+    Invalid,
+    PrincipalDep,
+    Scope,
+    ServiceError,
+    require,
+)
 from litestar import post
 
 from consentry_chat import deliveries, webhook
-
-PLUGIN = "chat"
 
 
 class BadGateway(ServiceError):
@@ -45,9 +47,8 @@ class ChatSendOut(msgspec.Struct):
     " the reasons, a customer without a chat address a 422.",
     operation_id="chatSendMessage",
 )
-async def send_chat(data: ChatSendIn, core: CoreDep, principal: PrincipalDep) -> ChatSendOut:
+async def send_chat(data: ChatSendIn, context: ContextDep, principal: PrincipalDep) -> ChatSendOut:
     require(principal, Scope.BACKEND_WRITE)
-    context = CoreContext(core, PLUGIN)
     subject_id = await context.gate.subject_id(data.external_id)
     try:
         sent = await deliveries.deliver(context, subject_id, data.text)

@@ -9,17 +9,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
-from consentry.plugins import Message
+from consentry.plugins import Message, Setting
 
 SIGNATURE_HEADER = "X-Consentry-Signature"
 DELIVERY_HEADER = "X-Consentry-Delivery"
+
+
+# What the host reads at start: CONSENTRY_CHAT_WEBHOOK_URL, _SECRET (or _SECRET_FILE), _TIMEOUT.
+SETTINGS = (
+    Setting("webhook_url", str, "", "where chat messages are posted (http or https)"),
+    Setting("webhook_secret", str, "", "the HMAC-SHA256 key that signs them", secret=True),
+    Setting("webhook_timeout", float, 3.0, "seconds to wait for the webhook"),
+)
 
 
 class NotConfigured(RuntimeError):
@@ -37,17 +45,16 @@ class ChatSettings:
     timeout: float = 3.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ChatSettings:
-        """Read at send time, never at import: CONSENTRY_CHAT_WEBHOOK_URL, _SECRET, _TIMEOUT."""
-        env = os.environ if env is None else env
-        url = env.get("CONSENTRY_CHAT_WEBHOOK_URL", "")
-        secret = env.get("CONSENTRY_CHAT_WEBHOOK_SECRET", "")
+    def of(cls, settings: Mapping[str, Any]) -> ChatSettings:
+        """From the plugin's settings (`context.settings`); `NotConfigured` without a URL or
+        a secret."""
+        url, secret = settings["webhook_url"], settings["webhook_secret"]
         if not url.startswith(("https://", "http://")) or not secret:
             raise NotConfigured(
                 "the chat channel needs CONSENTRY_CHAT_WEBHOOK_URL (http or https) and"
                 " CONSENTRY_CHAT_WEBHOOK_SECRET"
             )
-        return cls(url, secret, float(env.get("CONSENTRY_CHAT_WEBHOOK_TIMEOUT", "3")))
+        return cls(url, secret, settings["webhook_timeout"])
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -87,8 +94,12 @@ async def post(message: Message, delivery_id: str, settings: ChatSettings) -> No
         raise DeliveryFailed(f"chat webhook answered {response.status_code}")
 
 
-async def send(message: Message) -> str:
+def sender(settings: Mapping[str, Any]) -> Callable[[Message], Awaitable[str]]:
     """The `Channel.send` of the chat channel: post the message, return its delivery id."""
-    delivery_id = str(uuid.uuid4())
-    await post(message, delivery_id, ChatSettings.from_env())
-    return delivery_id
+
+    async def send(message: Message) -> str:
+        delivery_id = str(uuid.uuid4())
+        await post(message, delivery_id, ChatSettings.of(settings))
+        return delivery_id
+
+    return send
