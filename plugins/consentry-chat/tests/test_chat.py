@@ -208,8 +208,8 @@ def test_a_receiver_rejects_tampered_or_stale_signatures(tamper: str, age: int) 
 
 
 async def test_the_chat_deliveries_command_counts_by_status(
+    chat_webhook: Webhook,  # before the service: the host reads plugin settings at start
     consentry_service: Service,
-    chat_webhook: Webhook,
     consentry_policy_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
