@@ -188,17 +188,22 @@ async def test_the_service_keeps_answering_and_core_data_is_untouched(service: S
     assert await _failures(service) == {"garbage": 2, "good": 0, "hanger": 4, "raiser": 4}
 
 
-async def test_a_plugin_cannot_write_core_tables(tmp_path: Path) -> None:
-    """`context.execute` is for the plugin's own tables; a write to a core table is refused."""
+async def test_a_plugin_cannot_write_core_tables(database_url: str, tmp_path: Path) -> None:
+    """`context.execute` is for the plugin's own tables; a write to a core table is refused
+    (by the engine: see test_plugin_sql_wall), and the failure names the rule."""
 
     async def vandal_erase(subject_id: UUID, context: PluginContext) -> int:
         await context.execute("DELETE FROM subjects WHERE id = ?", subject_id)
         return 1
 
-    async with running_service(plugin("vandal", dsr_erase=vandal_erase), tmp_path=tmp_path) as s:
+    vandal = plugin("vandal", dsr_erase=vandal_erase)
+    async with running_service(vandal, database_url=database_url, tmp_path=tmp_path) as s:
         subject_id = await s.customer("c-6")
-        with pytest.raises(PluginFailed):
+        with pytest.raises(PluginFailed) as failed:
             await s.plugins.gather("dsr_erase", s.context, _count, subject_id=subject_id)
+        why = failed.value.failures["vandal"]
+        assert why.startswith("ForeignTable: plugin vandal may use only its own tables")
+        assert "customer data comes through context.gate" in why
         assert await s.core.db.fetch("SELECT id FROM subjects") != []
 
 

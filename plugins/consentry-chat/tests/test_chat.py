@@ -87,7 +87,8 @@ async def test_a_refused_gate_is_a_403_problem_and_nothing_is_sent(
 async def test_the_view_and_the_refusal_are_audited(
     chat_webhook: Webhook, consentry_service: Service
 ) -> None:
-    """The gate audits each view it builds for the plugin, and each refusal."""
+    """The gate audits each view it builds for the plugin, and each refusal; the plugin's
+    own write (the delivery it records) is audited too."""
     await consentry_service.customer("c-3", identities=EMAIL)
     await consentry_service.client.post(
         "/v1/plugins/chat/send", json={"external_id": "c-3", "text": "hi"}
@@ -95,7 +96,7 @@ async def test_the_view_and_the_refusal_are_audited(
     rows = await consentry_service.core.db.fetch(
         "SELECT action FROM audit_log WHERE actor = 'plugin:chat' ORDER BY seq"
     )
-    assert [r["action"] for r in rows] == ["plugin.view"]
+    assert [r["action"] for r in rows] == ["plugin.view", "plugin.write"]
 
 
 async def test_a_customer_without_email_is_a_422(

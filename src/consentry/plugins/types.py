@@ -225,8 +225,10 @@ class PluginContext(Protocol):
         ...
 
     async def write(self, job: Callable[[PluginTx], Awaitable[T]]) -> T:
-        """Run `job` in one transaction of the core's single writer: its statements (on the
-        plugin's own tables) and audit entries commit together, or not at all."""
+        """Run `job` in one transaction on the plugin's own tables, with its audit entries (when
+        it writes none, the host writes one `plugin.write`: tables and rows, no values). SQLite:
+        one transaction of the core's writer. PostgreSQL: the plugin's own session, committed
+        right after the writer has committed the entries."""
         ...
 
     async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
@@ -234,7 +236,8 @@ class PluginContext(Protocol):
         ...
 
     async def execute(self, sql: str, *args: Any) -> None:
-        """Run SQL on the plugin's own tables, in the core's transaction (audited with it)."""
+        """Run one statement on the plugin's own tables (`write` with one statement): audited
+        as `plugin.write`. Anything else is refused by the engine (`ForeignTable`)."""
         ...
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import asyncio
 import errno
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,6 +27,8 @@ from piccolo.table import Table
 from consentry.storage.files import private_sqlite
 
 Row = dict[str, Any]
+# sqlite3's authorizer: (action, arg1, arg2, database, trigger or view) -> SQLITE_OK | SQLITE_DENY
+Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
 
 _SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys = 1",
@@ -148,6 +150,8 @@ class Database:
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = asyncio.Lock()
         self._plain: sqlite3.Connection | None = None  # no type conversion: bulk scans
+        self._sessions: dict[str, Any] = {}  # PostgreSQL: a pool per role, see `session_as`
+        self._sessions_lock = asyncio.Lock()
         self.url = url
         self.is_postgres = url.startswith(("postgres://", "postgresql://"))
         self.engine: Engine[Any] = self._make_engine(url)
@@ -189,6 +193,9 @@ class Database:
 
     async def close(self) -> None:
         if isinstance(self.engine, PostgresEngine):
+            for pool in self._sessions.values():
+                await pool.close()
+            self._sessions.clear()
             await self.engine.close_connection_pool()
         else:
             self._sqlite().close_reader()
@@ -227,6 +234,39 @@ class Database:
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
+
+    async def fetch_authorized(self, authorizer: Authorizer, sql: str, *args: Any) -> list[Row]:
+        """SQLite: `fetch`, with `authorizer` deciding what the statement may touch."""
+        _checked(args)
+        reader = self._sqlite().reader()
+        reader.set_authorizer(authorizer)  # statements run in place: nothing else runs meanwhile
+        try:
+            return reader.execute(sql, args).fetchall()
+        finally:
+            reader.set_authorizer(None)
+
+    @asynccontextmanager
+    async def session_as(
+        self, role: str, password: str, *, readonly: bool = False
+    ) -> AsyncIterator[Transaction]:
+        """PostgreSQL: a transaction in a session logged in as `role`, so a statement may touch
+        exactly what that role may (`RESET ROLE` has nowhere to go back to). A small pool per
+        role, opened on first use and closed with the database."""
+        import asyncpg
+
+        async with self._sessions_lock:
+            if role not in self._sessions:
+                dsn, settings = _split_postgres_url(self.url)
+                self._sessions[role] = await asyncpg.create_pool(
+                    dsn,
+                    user=role,
+                    password=password,
+                    server_settings={**settings, "application_name": role},
+                    min_size=0,
+                    max_size=2,
+                )
+        async with self._sessions[role].acquire() as conn, conn.transaction(readonly=readonly):
+            yield Transaction(conn, postgres=True)
 
     async def fetch_tuples(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows as tuples, values as stored (SQLite: timestamps stay text): for bulk scans
@@ -287,12 +327,41 @@ class Transaction:
         self.connection = connection
         self.postgres = postgres
 
-    async def execute(self, sql: str, *args: Any) -> None:
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; the number of rows it changed (0 when it says none)."""
         _checked(args)
         if self.postgres:
-            await self.connection.execute(_to_dollar(sql), *args)
-        else:
-            self.connection.execute(sql, args)
+            return _changed(await self.connection.execute(_to_dollar(sql), *args))
+        changed: int = self.connection.execute(sql, args).rowcount
+        return max(changed, 0)
+
+    async def execute_one(self, sql: str, *args: Any) -> int:
+        """`execute`, refusing a string of several statements on PostgreSQL too (where, without
+        arguments, `execute` would run `...; COMMIT; ...`); SQLite always does."""
+        if not self.postgres:
+            return await self.execute(sql, *args)
+        _checked(args)
+        statement = await self.connection.prepare(_to_dollar(sql))  # the extended protocol
+        await statement.fetch(*args)
+        return _changed(statement.get_statusmsg())
+
+    async def execute_authorized(self, authorizer: Authorizer, sql: str, *args: Any) -> int:
+        """SQLite: `execute`, with `authorizer` deciding what the statement may touch."""
+        assert not self.postgres, "PostgreSQL bounds a statement by its role: session_as"
+        self.connection.set_authorizer(authorizer)
+        try:
+            return await self.execute_one(sql, *args)
+        finally:
+            self.connection.set_authorizer(None)
+
+    async def fetch_authorized(self, authorizer: Authorizer, sql: str, *args: Any) -> list[Row]:
+        """SQLite: `fetch`, with `authorizer` deciding what the statement may touch."""
+        assert not self.postgres, "PostgreSQL bounds a statement by its role: session_as"
+        self.connection.set_authorizer(authorizer)
+        try:
+            return await self.fetch(sql, *args)
+        finally:
+            self.connection.set_authorizer(None)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -314,3 +383,9 @@ class Transaction:
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
+
+
+def _changed(status: str) -> int:
+    """The rows a PostgreSQL command tag says changed: "INSERT 0 3", "DELETE 1"; "DO" is 0."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0

@@ -26,7 +26,14 @@ import structlog
 from consentry.audit.chain import AuditDraft, AuditEntry, canonical_json, chain, purposes_of
 from consentry.clock import Clock
 from consentry.crypto.envelope import encrypt, is_sealed
-from consentry.storage.database import Database, Row, StorageFull, Transaction, is_storage_full
+from consentry.storage.database import (
+    Authorizer,
+    Database,
+    Row,
+    StorageFull,
+    Transaction,
+    is_storage_full,
+)
 from consentry.storage.idempotency import (
     IdempotencyScope,
     KeyReused,
@@ -67,6 +74,16 @@ class WriteTx:
     async def execute(self, sql: str, *args: Any) -> None:
         await self._before_write()
         await self._tx.execute(sql, *args)
+
+    async def execute_authorized(self, authorizer: Authorizer, sql: str, *args: Any) -> int:
+        """SQLite: one statement under `authorizer` (a plugin's: its own tables only); the
+        number of rows it changed."""
+        await self._before_write()
+        return await self._tx.execute_authorized(authorizer, sql, *args)
+
+    async def fetch_authorized(self, authorizer: Authorizer, sql: str, *args: Any) -> list[Row]:
+        """SQLite: a read under `authorizer` in this transaction."""
+        return await self._tx.fetch_authorized(authorizer, sql, *args)
 
     async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         await self._before_write()
