@@ -39,6 +39,7 @@ ENTRY_MODULES = [
     "consentry.ledger.reactions",
     "consentry.ledger.consents",
     "consentry.core.runtime",
+    "consentry.boot",
     "consentry.app",
     "consentry.testing",
 ]
@@ -56,3 +57,18 @@ def test_every_entry_module_imports_first() -> None:
             check=False,
         )
         assert result.returncode == 0, f"import {module} first:\n{result.stderr[-2000:]}"
+
+
+def test_import_rules_hold() -> None:
+    """The import rules of docs/architecture.md (contracts in pyproject.toml): layers without
+    cycles, a contract that imports nothing above domain, plugins that import only the contract."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout

@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 import consentry
+from consentry.access.guard import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
 from consentry.access.routes import ApiKeyController
 from consentry.audit_log import routes as audit
 from consentry.boot import close_core, load_plugins, open_core
@@ -27,7 +28,6 @@ from consentry.dsr.routes import (
     VerificationController,
 )
 from consentry.host.routes import PluginController, plugin_routers
-from consentry.http.auth import SECURITY, SECURITY_COMPONENTS, authenticate, provide_principal
 from consentry.http.bodies import BoundedRequest
 from consentry.http.deps import TYPE_DECODERS, CoreDep, InstantSchema
 from consentry.http.docs_ui import asset_routers, render_plugins

@@ -15,7 +15,8 @@ from uuid import UUID, uuid4
 import pluggy
 import pytest
 
-from consentry.host.manager import PluginFailed, Plugins
+from consentry.domain.errors import PluginFailed
+from consentry.host.manager import Plugins
 from consentry.plugins import Assignee, ConsentChange, Conversation, PluginContext, hookimpl
 from consentry.testing import Service, running_service
 

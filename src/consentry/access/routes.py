@@ -9,8 +9,8 @@ from litestar.params import FromPath, JSONBody
 
 from consentry.access import keys as access
 from consentry.access import schemas as s
+from consentry.access.guard import require
 from consentry.core.principals import Scope
-from consentry.http.auth import require
 from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.http.schemas import wire
 from consentry.http.writes import respond

@@ -14,6 +14,7 @@ __all__ = [
     "Principal",
     "Scope",
     "recorded_source",
+    "require_customer",
 ]
 
 # What a customer's own token may say about where a change came from: what they do themselves.
@@ -38,3 +39,10 @@ def recorded_source(actor: Principal, requested: str | None) -> Source:
             " the company's backend (an API key)"
         )
     return Source(requested)
+
+
+def require_customer(principal: Principal) -> Principal:
+    """The principal, if it is a customer's own token; Forbidden otherwise."""
+    if principal.kind != "customer":
+        raise Forbidden("this endpoint is for customers; use a customer token")
+    return principal

@@ -17,7 +17,7 @@ from uuid import UUID
 from consentry.core.errors import Conflict, Invalid, NotFound
 from consentry.core.notes import seal_reason
 from consentry.core.pagination import Page, check_limit, decode_cursor, page_of
-from consentry.core.principals import Principal
+from consentry.core.principals import Principal, require_customer
 from consentry.core.runtime import Core
 from consentry.crypto.blind_index import blind_index, normalize_identity
 from consentry.crypto.envelope import decrypt_json, encrypt_json
@@ -273,6 +273,12 @@ async def resolve(core: Core, external_id: str) -> tuple[UUID, str]:
     if row is None:
         raise await tombstones.missing(core, external_id)
     return UUID(str(row["id"])), row["region"]
+
+
+async def me(core: Core, principal: Principal) -> tuple[UUID, str]:
+    """The customer a customer token is for (and only a customer token): id and region."""
+    require_customer(principal)
+    return await locate(core, UUID(principal.id))
 
 
 async def locate(core: Core, subject_id: UUID) -> tuple[UUID, str]:

@@ -9,11 +9,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
 from consentry.access import keys as access
+from consentry.access.guard import require
 from consentry.core.errors import Invalid
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import records as customers
 from consentry.customers import schemas as s
-from consentry.http.auth import require
 from consentry.http.deps import CoreDep, Cursor, ExternalIdPath, Limit, PrincipalDep
 from consentry.http.schemas import TokenIn, TokenOut, wire
 from consentry.http.writes import respond

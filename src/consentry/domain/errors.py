@@ -57,3 +57,13 @@ class TooManyRequests(ServiceError):
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = max(1, retry_after)
+
+
+class PluginFailed(RuntimeError):
+    """One or more plugins failed a hook whose result was needed."""
+
+    def __init__(self, hook: str, failures: dict[str, str]) -> None:
+        listed = "; ".join(f"{name}: {why}" for name, why in sorted(failures.items()))
+        super().__init__(f"plugin hook {hook} failed: {listed}")
+        self.hook = hook
+        self.failures = failures

@@ -10,9 +10,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from consentry.core.principals import Principal, Scope
+from consentry.access.guard import require
+from consentry.core.principals import Principal, Scope, require_customer
 from consentry.core.runtime import Core
 from consentry.customers import records as customers
+from consentry.customers.records import me
 from consentry.domain.request_workflow import RequestOrigin, RequestState, RequestType
 from consentry.dsr import erasure, queue, verification
 from consentry.dsr import export as dsr_export
@@ -21,7 +23,6 @@ from consentry.dsr import workflow as dsr
 from consentry.dsr.queue import RequestFilter
 from consentry.dsr.records import DsrRequest
 from consentry.dsr.requests import step
-from consentry.http.auth import me, require, require_customer
 from consentry.http.deps import ClientDep, CoreDep, Cursor, Limit, PrincipalDep, client_address
 from consentry.http.schemas import TokenOut
 from consentry.http.writes import respond

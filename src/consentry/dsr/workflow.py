@@ -16,6 +16,7 @@ from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.customers.records import resolve
 from consentry.domain.consent import Source
+from consentry.domain.errors import PluginFailed
 from consentry.domain.request_workflow import (
     Refusal,
     RequestOrigin,
@@ -28,7 +29,6 @@ from consentry.dsr import export as dsr_export
 from consentry.dsr.queue import get
 from consentry.dsr.records import DsrRequest
 from consentry.dsr.requests import create, refused, step, step_in
-from consentry.host.manager import PluginFailed
 from consentry.ledger.consents import opt_out_of_sale
 from consentry.ledger.records import LedgerRecord
 from consentry.storage.writer import WriteTx

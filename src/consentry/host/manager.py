@@ -23,6 +23,7 @@ import click
 import pluggy
 import structlog
 
+from consentry.domain.errors import PluginFailed
 from consentry.host.settings import read_plugin_settings
 from consentry.plugins import hookspecs
 from consentry.plugins.types import Assignee, Capability, Channel, PluginContext, Setting
@@ -40,16 +41,6 @@ REGISTRATIONS = {
     "register_channels": "channels",
     "register_template_filters": "filters",
 }
-
-
-class PluginFailed(RuntimeError):
-    """One or more plugins failed a hook whose result was needed."""
-
-    def __init__(self, hook: str, failures: dict[str, str]) -> None:
-        listed = "; ".join(f"{name}: {why}" for name, why in sorted(failures.items()))
-        super().__init__(f"plugin hook {hook} failed: {listed}")
-        self.hook = hook
-        self.failures = failures
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from litestar import Request
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Dependency, PathParameter
 from litestar.plugins import OpenAPISchemaPlugin
@@ -102,3 +103,8 @@ class InstantSchema(OpenAPISchemaPlugin):
 def client_address(request: Request[Any, Any, Any]) -> str:
     """The client's address, for limits keyed by it (see `ratelimit.client_address`)."""
     return ratelimit.client_address(request.scope)
+
+
+def is_public(handler: HTTPRouteHandler) -> bool:
+    """Declared `security=[]` and no layer adds a requirement: no credential is needed."""
+    return handler.security is not None and not handler.resolve_security()

@@ -18,7 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.routes import HTTPRoute
 
-from consentry.http.auth import is_public
+from consentry.http.deps import is_public
 from consentry.http.problems import MEDIA_TYPE
 from consentry.http.schemas import Problem
 

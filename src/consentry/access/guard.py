@@ -1,10 +1,10 @@
-"""Who is calling: `Authorization: Bearer <API key | customer token>`."""
+"""Who is calling: `Authorization: Bearer <API key | customer token>`, checked before any
+route runs; `require` (defined with the plugin contract) checks what a key may do."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import Any
-from uuid import UUID
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -12,11 +12,10 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 
 from consentry.access import keys as access
-from consentry.core.errors import Forbidden, TooManyRequests, Unauthorized
+from consentry.core.errors import TooManyRequests, Unauthorized
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
-from consentry.customers import records as customers
-from consentry.http.deps import CoreDep
+from consentry.http.deps import CoreDep, is_public
 from consentry.http.ratelimit import RateLimits, client_address, retry_after
 from consentry.plugins.web import require as require  # defined with the plugin contract
 
@@ -38,11 +37,6 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     if scheme.lower() != "bearer" or not credential.strip():
         raise Unauthorized("send 'Authorization: Bearer <API key or customer token>'")
     return credential.strip()
-
-
-def is_public(handler: HTTPRouteHandler) -> bool:
-    """Declared `security=[]` and no layer adds a requirement: no credential is needed."""
-    return handler.security is not None and not handler.resolve_security()
 
 
 async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any], core: Core) -> Principal:
@@ -99,15 +93,3 @@ async def provide_principal(request: Request[Any, Any, Any], core: CoreDep) -> P
     """The principal the guard found (or, on a public route that asks, authenticate now)."""
     found = request.scope["state"].get("principal")
     return found if isinstance(found, Principal) else await _authenticate(request, core)
-
-
-def require_customer(principal: Principal) -> Principal:
-    if principal.kind != "customer":
-        raise Forbidden("this endpoint is for customers; use a customer token")
-    return principal
-
-
-async def me(core: Core, principal: Principal) -> tuple[UUID, str]:
-    """The customer the token is for (and only a customer token): id and region."""
-    require_customer(principal)
-    return await customers.locate(core, UUID(principal.id))
