@@ -72,3 +72,22 @@ def test_import_rules_hold() -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
+
+
+ROOMS = ("access", "customers", "ledger", "audit_log", "dsr", "host")
+
+
+def test_rooms_meet_only_through_their_public_module() -> None:
+    """A room imports another room's package (`consentry.customers`), never its modules: what a
+    room offers the others is what its `__init__` exports."""
+    import grimp
+
+    graph = grimp.build_graph("consentry", exclude_type_checking_imports=True)
+    reached = []
+    for room in ROOMS:
+        for importer in graph.find_descendants(f"consentry.{room}") | {f"consentry.{room}"}:
+            for imported in graph.find_modules_directly_imported_by(importer):
+                parts = imported.split(".")
+                if len(parts) > 2 and parts[1] in ROOMS and parts[1] != room:
+                    reached.append(f"{importer} -> {imported}")
+    assert reached == []

@@ -214,9 +214,9 @@ def export(
     """Export entries to a file: a JSONL export verifies offline (`audit verify FILE`)."""
 
     async def run(core: Core) -> None:
+        from consentry import customers
         from consentry.audit_log import browse as audit_log
         from consentry.core.principals import SYSTEM
-        from consentry.customers import records as customers
 
         subject = (await customers.resolve(core, customer))[0] if customer else None
         flt = audit_log.AuditFilter(subject, actor, action, purpose, since, until)

@@ -11,7 +11,8 @@ from litestar.params import FromQuery, PathParameter, QueryParameter
 from litestar.response import Stream
 from msgspec.structs import replace
 
-from consentry.access.guard import require
+from consentry import customers
+from consentry.access import require
 from consentry.audit.chain import AuditEntry
 from consentry.audit.checkpoints import Checkpoint
 from consentry.audit_log import browse as audit_log
@@ -22,7 +23,6 @@ from consentry.core import notes as audit_notes
 from consentry.core.errors import Invalid
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
-from consentry.customers import records as customers
 from consentry.http.deps import CoreDep, Cursor, Instant, Limit, PrincipalDep, plain
 from consentry.http.schemas import wire
 

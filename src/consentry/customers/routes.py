@@ -8,8 +8,8 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
-from consentry.access import keys as access
-from consentry.access.guard import require
+from consentry import access
+from consentry.access import require
 from consentry.core.errors import Invalid
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import records as customers

@@ -104,8 +104,8 @@ def file_request(
     """File a request for a customer (by external id); prints its id."""
 
     async def run(core: Core) -> None:
+        from consentry import customers
         from consentry.core.principals import SYSTEM
-        from consentry.customers import records as customers
         from consentry.dsr import workflow as dsr
         from consentry.dsr.requests import RequestType
 

@@ -10,11 +10,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from consentry.access.guard import require
+from consentry import customers
+from consentry.access import require
 from consentry.core.principals import Principal, Scope, require_customer
 from consentry.core.runtime import Core
-from consentry.customers import records as customers
-from consentry.customers.records import me
+from consentry.customers import me
 from consentry.domain.request_workflow import RequestOrigin, RequestState, RequestType
 from consentry.dsr import erasure, queue, verification
 from consentry.dsr import export as dsr_export

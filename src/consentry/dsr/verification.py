@@ -32,12 +32,12 @@ from uuid import UUID
 
 import structlog
 
-from consentry.access.keys import CustomerToken, customer_token_in
+from consentry.access import CustomerToken, customer_token_in
 from consentry.core.errors import Invalid, TooManyRequests, Unauthorized, Unavailable
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.blind_index import blind_index
-from consentry.host.manager import Plugins
+from consentry.host import Plugins
 from consentry.plugins.types import Channel, Message
 from consentry.storage.writer import WriteTx
 

@@ -14,7 +14,7 @@ from uuid import UUID
 from consentry.core.errors import Gone, Invalid, NotFound, ServiceError
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
-from consentry.customers.records import resolve
+from consentry.customers import resolve
 from consentry.domain.consent import Source
 from consentry.domain.errors import PluginFailed
 from consentry.domain.request_workflow import (
@@ -29,8 +29,7 @@ from consentry.dsr import export as dsr_export
 from consentry.dsr.queue import get
 from consentry.dsr.records import DsrRequest
 from consentry.dsr.requests import create, refused, step, step_in
-from consentry.ledger.consents import opt_out_of_sale
-from consentry.ledger.records import LedgerRecord
+from consentry.ledger import LedgerRecord, opt_out_of_sale
 from consentry.storage.writer import WriteTx
 
 MAX_BULK = 1000

@@ -15,10 +15,9 @@ from typing import Any
 from uuid import UUID
 
 from consentry.core.runtime import Core
-from consentry.customers.records import decode_subject, resolve
+from consentry.customers import decode_subject, resolve
 from consentry.domain.decision import Verdict, evaluate_capability
-from consentry.ledger.preferences import document_to_preferences
-from consentry.ledger.records import to_state
+from consentry.ledger import document_to_preferences, to_state
 from consentry.plugins.types import GateRefused, SubjectView
 from consentry.query import members
 from consentry.query.ast import Node

@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.routes import HTTPRoute
 from msgspec import Struct
 
-from consentry.access.guard import require
+from consentry.access import require
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.host.manager import Plugins
 from consentry.http.deps import CoreDep, PrincipalDep

@@ -6,11 +6,11 @@ import json
 from typing import Any
 from uuid import UUID
 
+from consentry import customers
 from consentry.core import reads
 from consentry.core.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
-from consentry.customers import tombstones
 from consentry.domain.consent import ConsentState
 from consentry.domain.decision import Verdict, evaluate
 from consentry.ledger.preferences import document_to_preferences
@@ -91,7 +91,7 @@ async def check(
 ) -> Verdict:
     rows = await core.db.fetch(_CHECK_SQL, purpose, external_id)
     if not rows:
-        raise await tombstones.missing(core, external_id)
+        raise await customers.missing(core, external_id)
     first = rows[0]
     states = {(r["purpose"], r["channel"]): to_state(r) for r in rows if r["purpose"] is not None}
     prefs = document_to_preferences(json.loads(first["document"]) if first["document"] else {})

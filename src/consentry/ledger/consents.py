@@ -17,7 +17,7 @@ from uuid import UUID
 from consentry.core.errors import Invalid
 from consentry.core.principals import Principal, recorded_source
 from consentry.core.runtime import Core
-from consentry.customers.records import data_key, resolve
+from consentry.customers import data_key, resolve
 from consentry.domain.consent import Decision, Source, state_key
 from consentry.domain.purposes import Policy
 from consentry.ledger import reactions

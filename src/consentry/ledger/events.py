@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from consentry import customers
 from consentry.core.errors import Invalid, NotFound
 from consentry.core.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
-from consentry.customers import tombstones
-from consentry.customers.records import check_external_id
+from consentry.customers import check_external_id
 from consentry.ledger import reactions
 from consentry.plugins.types import CustomerEvent
 from consentry.storage.writer import WriteTx
@@ -114,7 +114,7 @@ async def ingest(core: Core, events: list[EventIn], actor: Principal) -> list[St
     try:
         stored = await core.writer.submit(job)
     except UnknownCustomer as exc:
-        missing = await tombstones.missing(core, exc.external_id)
+        missing = await customers.missing(core, exc.external_id)
         if isinstance(missing, NotFound):  # never known: say what to do
             raise NotFound(f"{missing.detail}; create it first") from None
         raise missing from None

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromQuery, JSONBody
 
-from consentry.customers.records import me
+from consentry.customers import me
 from consentry.http.deps import CoreDep, Cursor, Limit, PrincipalDep
 from consentry.http.schemas import wire
 from consentry.http.writes import respond

@@ -7,9 +7,9 @@ from typing import Any
 from litestar import Controller, Request, Response, get, patch
 from litestar.params import JSONBody
 
-from consentry.access.guard import require
+from consentry import customers
+from consentry.access import require
 from consentry.core.principals import READ_SCOPES, Scope
-from consentry.customers import records as customers
 from consentry.http.deps import CoreDep, ExternalIdPath, PrincipalDep
 from consentry.http.writes import respond
 from consentry.ledger import preferences

@@ -10,11 +10,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from litestar import Controller, MediaType, get
 from litestar.params import PathParameter, QueryParameter
 
-from consentry.access.guard import require
+from consentry import customers
+from consentry.access import require
 from consentry.core.errors import Invalid
 from consentry.core.principals import READ_SCOPES, Scope
-from consentry.customers import records as customers
-from consentry.customers.records import me
+from consentry.customers import me
 from consentry.http.deps import CoreDep, ExternalIdPath, Instant, PrincipalDep, plain
 from consentry.http.schemas import wire
 from consentry.ledger import proofs, receipts
