@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"consentry: warning: {warning}", file=sys.stderr)
     try:
         cli.main(words, prog_name="consentry", obj=SettingsOpener(settings))
-    except NoData as exc:
+    except (NoData, SettingsError) as exc:  # e.g. a plugin's setting, read when it loads
         print(f"consentry: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:

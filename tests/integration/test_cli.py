@@ -225,3 +225,22 @@ def test_serve_warns_at_start_without_an_smtp_server(
     env = serve_env(tmp_path / "data", f"sqlite:///{tmp_path / 'c.sqlite'}", **smtp)
     with serve(env, tmp_path / "serve.out") as server:
         assert (NO_EMAIL in server.text()) is warned, server.text()
+
+
+def test_serve_refuses_a_bad_plugin_setting_in_one_line(tmp_path: Path) -> None:
+    """A plugin setting that does not convert stops the start with its name and exit code 2, not
+    a traceback."""
+    port = free_port()
+    env = serve_env(
+        tmp_path / "data", f"sqlite:///{tmp_path / 'c.sqlite'}", CONSENTRY_SMTP_PORT="twenty-five"
+    )
+    done = subprocess.run(
+        [CONSENTRY, "serve", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "CONSENTRY_SMTP_PORT" in output and "Traceback" not in output, output
