@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from consentry.audit.chain import GENESIS_HASH, AuditDraft, canonical_json, chain
+from consentry.audit.chain import GENESIS_HASH, AuditDraft, chain
 from consentry.audit_log import tree as audit_tree
 from consentry.audit_log.verify import verify_database
 from consentry.boot import close_core, open_core
 from consentry.core.runtime import Core
+from consentry.crypto.canonical import canonical_json
 from consentry.settings import Settings
 from consentry.storage.database import Database, Transaction
 from consentry.storage.migrations import migrations, statements
