@@ -29,7 +29,7 @@ async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> N
     async with db.transaction() as tx:
         if tx.postgres:
             await tx.execute("SELECT pg_advisory_xact_lock(hashtext('consentry.migrate'))")
-        ran = await apply_migrations(tx)
+        ran = await _apply_migrations(tx)
         for made in sort_table_classes(list(extra_tables)):
             for ddl in made.create_table(if_not_exists=True).ddl:
                 await tx.execute(ddl)
@@ -39,14 +39,10 @@ async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> N
         await db.truncate_wal()
 
 
-async def apply_migrations(tx: Transaction) -> list[str]:
+async def _apply_migrations(tx: Transaction) -> list[str]:
     """Apply the migrations not yet recorded, oldest first; the names of those applied."""
     await tx.execute(_RECORD_TABLE)
-    rows = await tx.fetch(
-        "SELECT name FROM consentry_meta WHERE substr(name, 1, ?) = ?",
-        len(_RECORD_PREFIX),
-        _RECORD_PREFIX,
-    )
+    rows = await tx.fetch("SELECT name FROM consentry_meta WHERE name LIKE ?", _RECORD_PREFIX + "%")
     done = {str(r["name"]).removeprefix(_RECORD_PREFIX) for r in rows}
     ran = []
     for migration in migrations():
