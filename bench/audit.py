@@ -29,8 +29,9 @@ from typing import Any
 
 import asyncpg
 
-from consentry.audit.chain import GENESIS_HASH, AuditDraft, canonical_json, chain, purposes_of
+from consentry.audit.chain import GENESIS_HASH, AuditDraft, chain, purposes_of
 from consentry.boot import close_core, open_core
+from consentry.crypto.canonical import canonical_json
 from consentry.settings import Settings
 from consentry.storage.writer import WriteTx
 

@@ -15,11 +15,13 @@ import difflib
 import os
 import tomllib
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from consentry.settings_types import converter_for
 
 PACKAGED_POLICY = Path(__file__).parent / "policy" / "default" / "default.yaml"
 DEFAULT_POLICY = PACKAGED_POLICY  # the repository's policies/ is the same file (a link)
@@ -250,7 +252,7 @@ class Spec:
         return PREFIX + self.name.upper()
 
     def convert(self, raw: object, where: str) -> Any:
-        converter = _CONVERTERS.get(self.kind) or _choice(self.kind)
+        converter = converter_for(self.kind)
         if converter is None:
             raise TypeError(f"Settings.{self.name}: no converter for {self.kind!r}")
         try:
@@ -361,69 +363,6 @@ def _read_secret(path: Path, where: str) -> str:
     except OSError as exc:
         raise SettingsError(f"{where}: cannot read {path}: {exc.strerror}") from None
     return text.removesuffix("\n").removesuffix("\r")
-
-
-def _to_str(raw: object) -> str:
-    if not isinstance(raw, str):
-        raise ValueError("text")
-    return raw
-
-
-def _to_path(raw: object) -> Path:
-    return Path(_to_str(raw))
-
-
-def _to_int(raw: object) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise ValueError("a whole number")
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("a whole number") from None
-
-
-def _to_float(raw: object) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise ValueError("a number")
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError("a number") from None
-
-
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
-def _to_bool(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    word = raw.strip().lower() if isinstance(raw, str) else ""
-    if word not in _TRUE | _FALSE:
-        raise ValueError("true or false (also 1/0, yes/no, on/off)")
-    return word in _TRUE
-
-
-def _choice(kind: Any) -> Callable[[object], Any] | None:
-    """A converter for `Literal["a", "b"]`: one of the values, named when refused."""
-    if typing.get_origin(kind) is not Literal:
-        return None
-    allowed = typing.get_args(kind)
-
-    def convert(raw: object) -> Any:
-        if raw not in allowed:
-            raise ValueError("one of " + ", ".join(map(str, allowed)))
-        return raw
-
-    return convert
-
-
-_CONVERTERS: dict[Any, Callable[[object], Any]] = {
-    str: _to_str,
-    Path: _to_path,
-    int: _to_int,
-    float: _to_float,
-    bool: _to_bool,
-}
 
 
 def _names(text: str) -> list[str]:

@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentry.audit import merkle
-from consentry.audit.chain import GENESIS_HASH, AuditDraft, AuditEntry, canonical_json, chain
+from consentry.audit.chain import GENESIS_HASH, AuditDraft, AuditEntry, chain
 from consentry.audit.checkpoints import sign_checkpoint
 from consentry.audit.export import entry_line, make_header, seq_ranges
 from consentry.audit.verify import LogVerifier, verify_export
+from consentry.crypto.canonical import canonical_json
 from consentry.crypto.signing import KeyRing, SigningKey
 
 KEY = SigningKey(bytes(range(32)))

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentry.audit.frontier import Frontier
 from consentry.audit.merkle import (
     EMPTY_ROOT,
-    Frontier,
     consistency_proof,
     consistency_ranges,
     inclusion_proof,

@@ -10,20 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import msgspec
+from consentry.crypto.canonical import canonical_json
 
 GENESIS_HASH = "0" * 64
-
-
-_encode = msgspec.json.Encoder(order="sorted").encode
-
-
-def canonical_json(value: Any) -> bytes:
-    """Deterministic JSON: keys sorted, no whitespace, UTF-8 unescaped, control characters as
-    \\u00XX; the same bytes as Python's `json.dumps(v, sort_keys=True, separators=(",", ":"),
-    ensure_ascii=False)` for the values audit entries hold (strings, integers, booleans, null,
-    lists and objects), only faster."""
-    return _encode(value)
 
 
 def purposes_of(details: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentry.audit.chain import canonical_json
+from consentry.crypto.canonical import canonical_json
 from consentry.crypto.signing import KeyRing, SignatureError, SigningKey, b64url, b64url_decode
 
 ORIGIN = "consentry-audit-checkpoint/v1"

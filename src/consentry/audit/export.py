@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from consentry.audit.chain import AuditEntry, canonical_json
+from consentry.audit.chain import AuditEntry
 from consentry.audit.checkpoints import Checkpoint
+from consentry.crypto.canonical import canonical_json
 from consentry.crypto.signing import KeyRing, SignatureError, SigningKey, b64url, b64url_decode
 
 FORMAT = "consentry-audit-export/v1"

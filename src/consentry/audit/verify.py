@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -29,73 +26,22 @@ import msgspec
 from consentry.audit import export, merkle
 from consentry.audit.chain import GENESIS_HASH, AuditEntry, Break, link_hash
 from consentry.audit.checkpoints import Checkpoint, check_signature
+from consentry.audit.frontier import Frontier
+from consentry.audit.report import Report
+from consentry.audit.stored import ROW_COLUMNS, at_text, row_entry
 from consentry.crypto.signing import KeyRing
 
+__all__ = [  # Report and the stored form are imported from here too
+    "ROW_COLUMNS",
+    "LogVerifier",
+    "Report",
+    "at_text",
+    "row_entry",
+    "verify_export",
+]
+
 Progress = Callable[[int], None]
-
-
-@dataclass
-class Report:
-    entries: int = 0
-    checkpoints: int = 0  # checkpoints whose signature and root were checked
-    broken: Break | None = None
-    problems: list[str] = field(default_factory=list)  # what makes the result not "verified"
-    unverified: tuple[int, int] | None = None  # (first, last) seq no checkpoint covers
-    rechecked: int = 0  # ranges a worker found odd, verified again row by row
-
-    @property
-    def status(self) -> str:
-        if self.broken is not None or self.problems:
-            return "broken"
-        if self.unverified is not None or self.checkpoints == 0:
-            return "unverifiable"
-        return "verified"
-
-    @property
-    def exit_code(self) -> int:
-        return {"verified": 0, "broken": 1, "unverifiable": 3}[self.status]
-
-    def summary(self) -> str:
-        lines = [f"{self.status}: {self.entries} entries, {self.checkpoints} checkpoints checked"]
-        if self.broken is not None:
-            b = self.broken
-            lines.append(f"first break at seq {b.seq}: expected {b.expected}, found {b.found}")
-        lines.extend(self.problems)
-        if self.unverified is not None:
-            first, last = self.unverified
-            lines.append(
-                f"entries {first}..{last} are not covered by any signed checkpoint:"
-                " their integrity and completeness cannot be verified"
-            )
-        if self.checkpoints == 0 and self.broken is None and not self.problems:
-            lines.append("no signed checkpoint was checked: nothing proves the log is complete")
-        return "\n".join(lines)
-
-
-ROW_COLUMNS = "seq, at, actor, action, target, details, policy_version, prev_hash, hash"
 _encode_body = msgspec.json.Encoder(order="sorted").encode
-
-
-def at_text(at: Any) -> str:
-    """The entry's time as hashed, from a datetime or SQLite's stored `str(datetime)`."""
-    if isinstance(at, datetime):
-        return at.isoformat(timespec="microseconds")
-    text = str(at)
-    if len(text) > 19 and text[19] != ".":
-        text = f"{text[:19]}.000000{text[19:]}"
-    return f"{text[:10]}T{text[11:]}"
-
-
-def row_entry(row: tuple[Any, ...]) -> AuditEntry:
-    """A raw row parsed into an entry (`ValueError` if a field cannot be read)."""
-    seq, at, actor, action, target, details, policy_version, prev_hash, stored = row
-    when = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-    parsed = json.loads(details)
-    if not isinstance(parsed, dict):
-        raise ValueError("details is not a JSON object")
-    return AuditEntry(
-        int(seq), when, actor, action, target, parsed, policy_version, prev_hash, stored
-    )
 
 
 def _hash_of(entry: AuditEntry) -> str:
@@ -126,7 +72,7 @@ class LogVerifier:
         self, checkpoints: Iterable[Checkpoint], keys: KeyRing, report: Report | None = None
     ) -> None:
         self.report = report or Report()
-        self._frontier = merkle.Frontier()
+        self._frontier = Frontier()
         self._prev = GENESIS_HASH
         self._covered = 0  # the largest checkpoint size whose root matched
         self._keep_from: int | None = None
@@ -143,7 +89,7 @@ class LogVerifier:
 
     @classmethod
     def resume(
-        cls, frontier: merkle.Frontier, prev_hash: str, *, keep_from_level: int | None = None
+        cls, frontier: Frontier, prev_hash: str, *, keep_from_level: int | None = None
     ) -> LogVerifier:
         """Go on from a tree already checked up to `frontier.size` (the writer side uses this
         before signing), keeping the completed subtrees of `keep_from_level` and up."""

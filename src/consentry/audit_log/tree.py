@@ -22,6 +22,7 @@ import structlog
 from consentry.audit import merkle
 from consentry.audit.chain import GENESIS_HASH
 from consentry.audit.checkpoints import Checkpoint, sign_checkpoint
+from consentry.audit.frontier import Frontier
 from consentry.audit.verify import ROW_COLUMNS, LogVerifier
 from consentry.clock import Clock
 from consentry.core.errors import Conflict, NotFound
@@ -117,12 +118,12 @@ class TreeStore:
     async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         return await self.range_roots(merkle.consistency_ranges(old_size, new_size))
 
-    async def frontier(self, size: int) -> merkle.Frontier:
+    async def frontier(self, size: int) -> Frontier:
         if size == 0:
-            return merkle.Frontier()
+            return Frontier()
         pairs = merkle.perfect_subtrees(0, size)
         hashes = await self.perfect(pairs)
-        return merkle.Frontier.from_json({"size": size, "hashes": [hashes[p].hex() for p in pairs]})
+        return Frontier.from_json({"size": size, "hashes": [hashes[p].hex() for p in pairs]})
 
 
 class Checkpointer:
@@ -143,7 +144,7 @@ class Checkpointer:
         self._every_seconds = every_seconds
         self._every_entries = every_entries
         self.tree = TreeStore(db)
-        self._frontier = merkle.Frontier()
+        self._frontier = Frontier()
         self._head_hash = GENESIS_HASH
         self.latest: Checkpoint | None = None
         self.lock = asyncio.Lock()

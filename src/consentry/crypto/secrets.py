@@ -15,11 +15,26 @@ import os
 import secrets as _random
 from dataclasses import dataclass
 from pathlib import Path
-
-from consentry.settings import Settings
+from typing import Protocol
 
 KEY_BYTES = 32
 NAMES = ("kek", "index_key", "token_key", "signing_key")  # each a setting and a file name
+
+
+class SecretSettings(Protocol):
+    """Where the secrets come from: `consentry.settings.Settings` (crypto imports nothing above
+    the pure libraries). Each of NAMES is a base64 value, or blank for the file."""
+
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def kek(self) -> str: ...
+    @property
+    def index_key(self) -> str: ...
+    @property
+    def token_key(self) -> str: ...
+    @property
+    def signing_key(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -33,7 +48,7 @@ class Secrets:
         return "Secrets(<redacted>)"
 
 
-def load_or_create_secrets(settings: Settings) -> Secrets:
+def load_or_create_secrets(settings: SecretSettings) -> Secrets:
     """Resolve the KEK, blind-index key and token key from settings or the secrets directory."""
     folder = settings.data_dir / "secrets"
     return Secrets(
@@ -44,7 +59,7 @@ def load_or_create_secrets(settings: Settings) -> Secrets:
     )
 
 
-def missing_secret_files(settings: Settings) -> list[Path]:
+def missing_secret_files(settings: SecretSettings) -> list[Path]:
     """The key files a start would have to generate: for a folder that already holds data,
     generating them would lock that data away, so commands other than `serve` refuse."""
     folder = settings.data_dir / "secrets"
@@ -104,7 +119,7 @@ def _create_file(path: Path) -> None:
     _fsync_dir(path.parent)
 
 
-def replace_secret_file(settings: Settings, name: str) -> bytes:
+def replace_secret_file(settings: SecretSettings, name: str) -> bytes:
     """A new random secret in place of `data_dir/secrets/<name>.key` (key rotation). The old
     one is gone for good: only secrets that must never be used again are rotated this way."""
     path = settings.data_dir / "secrets" / f"{name}.key"

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from consentry.audit.chain import canonical_json
+from consentry.crypto.canonical import canonical_json
 
 
 class SignatureError(ValueError):

@@ -1,81 +1,58 @@
-"""Creating the core schema on either engine; idempotent, so every start may run it.
+"""Bringing the schema up to date on either engine; every start runs it (service and CLI).
 
-New tables are created as they appear, and replaced ones (`tables.DROPPED_TABLES`) dropped; a
-column added to a shipped table is listed in `tables.ADDED_COLUMNS` and added here when missing."""
+The core schema is the checked-in migrations (`storage.migrations`), each applied once and
+recorded in `consentry_meta`; plugins' tables are created when missing."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from piccolo.table import Table, sort_table_classes
 
 from consentry.storage.database import Database, Transaction
-from consentry.storage.tables import ADDED_COLUMNS, CORE_TABLES, DROPPED_TABLES, EXTRA_INDEXES
+from consentry.storage.migrations import migrations
+from consentry.storage.tables import CORE_TABLES
 
-SCHEMA_VERSION = "2"
+# Where applied migrations are recorded: the one table that exists before any migration runs.
+_RECORD_TABLE = (
+    "CREATE TABLE IF NOT EXISTS consentry_meta"
+    " (name VARCHAR(100) PRIMARY KEY NOT NULL DEFAULT '', value TEXT NOT NULL DEFAULT '')"
+)
+_RECORD_PREFIX = "migration "
 
 
 async def migrate(db: Database, extra_tables: tuple[type[Table], ...] = ()) -> None:
-    tables = CORE_TABLES + extra_tables
-    db.bind(tables)
+    db.bind(CORE_TABLES + extra_tables)
     # Our transaction, not piccolo's: SQLite's BEGIN IMMEDIATE waits for another process's write
     # (piccolo's deferred one read first and was refused the write at once: "database is
     # locked"); PostgreSQL instances starting together take turns on an advisory lock.
     async with db.transaction() as tx:
         if tx.postgres:
             await tx.execute("SELECT pg_advisory_xact_lock(hashtext('consentry.migrate'))")
-        for made in sort_table_classes(list(tables)):
+        ran = await _apply_migrations(tx)
+        for made in sort_table_classes(list(extra_tables)):
             for ddl in made.create_table(if_not_exists=True).ddl:
                 await tx.execute(ddl)
-        for table in DROPPED_TABLES:
-            await tx.execute(f"DROP TABLE IF EXISTS {table}")
-        for table, column, sql_type in ADDED_COLUMNS:
-            if column not in await _columns(tx, table):
-                await tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
-        for ddl in EXTRA_INDEXES:
-            await tx.execute(ddl)
+    if ran and not db.is_postgres:
+        # a migration may have deleted rows (the baseline's scrub of old secrets): the log still
+        # holds the pages as they were, so empty it
+        await db.truncate_wal()
+
+
+async def _apply_migrations(tx: Transaction) -> list[str]:
+    """Apply the migrations not yet recorded, oldest first; the names of those applied."""
+    await tx.execute(_RECORD_TABLE)
+    rows = await tx.fetch("SELECT name FROM consentry_meta WHERE name LIKE ?", _RECORD_PREFIX + "%")
+    done = {str(r["name"]).removeprefix(_RECORD_PREFIX) for r in rows}
+    ran = []
+    for migration in migrations():
+        if migration.name in done:
+            continue
+        await migration.forwards(tx)
         await tx.execute(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING",
-            "0" * 64,
+            "INSERT INTO consentry_meta (name, value) VALUES (?, ?)",
+            _RECORD_PREFIX + migration.name,
+            datetime.now(UTC).isoformat(),
         )
-        await tx.execute(
-            "INSERT INTO consentry_meta (name, value) VALUES ('schema_version', ?)"
-            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            SCHEMA_VERSION,
-        )
-        scrubbed = await _scrub_secret_answers(tx)
-    if scrubbed and not db.is_postgres:
-        await db.truncate_wal()  # the log still holds the pages as they were: empty it
-
-
-# How an older version stored an answer that held a secret (a new API key, a customer token).
-_SECRET_ANSWERS = (b'{"key":"ck_', b'{"token":"')
-
-
-async def _scrub_secret_answers(tx: Transaction) -> bool:
-    """Once: delete stored answers an older version kept with a secret in clear (SQLite
-    overwrites their bytes). True if this run did it."""
-    done = await tx.fetchrow("SELECT value FROM consentry_meta WHERE name = 'idempotency_scrubbed'")
-    if done is not None:
-        return False
-    if not tx.postgres:
-        await tx.execute("PRAGMA secure_delete = ON")
-    starts = "substring(body from 1 for ?) = ?" if tx.postgres else "substr(body, 1, ?) = ?"
-    for prefix in _SECRET_ANSWERS:
-        await tx.execute(f"DELETE FROM idempotency_keys WHERE {starts}", len(prefix), prefix)
-    if not tx.postgres:
-        await tx.execute("PRAGMA secure_delete = OFF")
-    await tx.execute(
-        "INSERT INTO consentry_meta (name, value) VALUES ('idempotency_scrubbed', 'yes')"
-    )
-    return True
-
-
-async def _columns(tx: Transaction, table: str) -> set[str]:
-    if tx.postgres:
-        rows = await tx.fetch(
-            "SELECT column_name AS name FROM information_schema.columns"
-            " WHERE table_name = ? AND table_schema = current_schema()",
-            table,
-        )
-    else:
-        rows = await tx.fetch(f"PRAGMA table_info({table})")
-    return {str(r["name"]) for r in rows}
+        ran.append(migration.name)
+    return ran

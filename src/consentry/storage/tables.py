@@ -1,7 +1,8 @@
-"""The core's tables. Piccolo defines them; `storage.schema` creates them on either engine.
+"""The core's tables. Piccolo defines them; the migrations (`storage.migrations`) create them.
 
 Personal fields are ciphertext (`*_enc`) or keyed blind indexes (`*_index`); plain columns hold
-only what policy marks as not sensitive.
+only what policy marks as not sensitive. A change here is also a new migration
+(`tests/integration/test_upgrade.py` fails while the two disagree).
 """
 
 from __future__ import annotations
@@ -279,29 +280,4 @@ CORE_TABLES: tuple[type[Table], ...] = (
     VerificationEvent,
     Erasure,
     Meta,
-)
-
-EXTRA_INDEXES: tuple[str, ...] = (
-    "CREATE INDEX IF NOT EXISTS consent_records_subject_time"
-    " ON consent_records (subject_id, recorded_at)",
-    "CREATE INDEX IF NOT EXISTS events_subject_name_time ON events (subject_id, name, occurred_at)",
-    "CREATE INDEX IF NOT EXISTS audit_log_action ON audit_log (action, seq)",
-    "CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log (actor, seq)",
-    "CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at)",
-    "CREATE INDEX IF NOT EXISTS idempotency_keys_subject ON idempotency_keys (subject_id)",
-    "CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at)",
-    "CREATE INDEX IF NOT EXISTS dsr_requests_state_due ON dsr_requests (state, due_on)",
-    "CREATE INDEX IF NOT EXISTS verification_events_count ON verification_events (kind, key, at)",
-    "CREATE INDEX IF NOT EXISTS verification_events_at ON verification_events (at)",
-    "CREATE INDEX IF NOT EXISTS verification_codes_expiry ON verification_codes (expires_at)",
-)
-
-# Tables a later version replaced: dropped at migration (`verifications` held codes by customer,
-# which told by its work who is one; `verification_codes` replaced it, and its codes lasted 15 min)
-DROPPED_TABLES: tuple[str, ...] = ("verifications",)
-
-# Columns added after a table first shipped: (table, column, SQL type and default).
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("audit_log", "purposes", "VARCHAR(500) NOT NULL DEFAULT ''"),
-    ("idempotency_keys", "subject_id", "UUID"),
 )

@@ -23,8 +23,9 @@ from uuid import UUID
 
 import structlog
 
-from consentry.audit.chain import AuditDraft, AuditEntry, canonical_json, chain, purposes_of
+from consentry.audit.chain import AuditDraft, AuditEntry, chain, purposes_of
 from consentry.clock import Clock
+from consentry.crypto.canonical import canonical_json
 from consentry.crypto.envelope import encrypt, is_sealed
 from consentry.storage.database import (
     Authorizer,
