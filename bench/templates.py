@@ -120,7 +120,7 @@ async def through_gate(seconds: float, concurrency: int) -> float:
             stored = Stored(
                 uuid4(), "bench", "html", "templates.render", SUBJECT, BODY, True, 1, now, now
             )
-            runtime = Runtime.of(core)
+            runtime = Runtime.of(core.plugin_context("templates"))
             assert "Ada" in (await runtime.preview(stored, made.id)).rendered.body
             done = 0
             deadline = time.perf_counter() + seconds

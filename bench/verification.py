@@ -69,7 +69,7 @@ async def run(backend: str, rounds: int, directory: Path) -> dict[str, list[floa
         data_dir=directory / "data",
         database_url=url,
         log_level="warning",
-        rate_limit_per_minute=0,
+        rate_limits=False,
         plugins=",".join(first_party()),
         verification_codes_per_client_per_hour=10 * rounds,
         verification_failures_per_client_per_day=10 * rounds,

@@ -12,7 +12,6 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from consentry.core.errors import NotFound
 from consentry.core.principals import SYSTEM, Principal
 from consentry.core.runtime import Core
 from consentry.crypto.signing import (
@@ -26,6 +25,7 @@ from consentry.crypto.signing import (
 )
 from consentry.customers.records import CustomerUpsert, upsert
 from consentry.domain.consent import Decision, Source
+from consentry.domain.errors import NotFound
 from consentry.ledger import consents
 from consentry.ledger.cli import verify_receipt
 from consentry.ledger.consents import DecisionIn, RecordRequest

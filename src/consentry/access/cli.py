@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from consentry.core.errors import ServiceError
 from consentry.core.opener import run_on_core
 from consentry.core.principals import Scope
+from consentry.domain.errors import ServiceError
 
 if TYPE_CHECKING:
     from consentry.access.keys import ApiKeyInfo

@@ -12,9 +12,9 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 
 from consentry.access import keys as access
-from consentry.core.errors import TooManyRequests, Unauthorized
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
+from consentry.domain.errors import TooManyRequests, Unauthorized
 from consentry.http.deps import CoreDep, is_public
 from consentry.http.ratelimit import RateLimits, client_address, retry_after
 from consentry.plugins.web import require as require  # defined with the plugin contract

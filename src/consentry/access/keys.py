@@ -9,8 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from consentry.core.errors import Conflict, Invalid, NotFound, Unauthorized
-from consentry.core.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
 from consentry.crypto.tokens import (
@@ -21,6 +19,8 @@ from consentry.crypto.tokens import (
     sign_token,
     verify_token,
 )
+from consentry.domain.errors import Conflict, Invalid, NotFound, Unauthorized
+from consentry.domain.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.storage.writer import WriteTx
 
 CACHE_SECONDS = 5.0

@@ -21,10 +21,10 @@ from consentry.audit.checkpoints import Checkpoint
 from consentry.audit.export import CSV_COLUMNS, csv_row, entry_line, extend_ranges, make_header
 from consentry.audit.verify import ROW_COLUMNS, row_entry
 from consentry.audit_log.tree import checkpoint_at, checkpoints
-from consentry.core.errors import Invalid, NotFound
-from consentry.core.pagination import Page, check_limit, decode_cursor, encode_cursor, page_of
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
+from consentry.domain.errors import Invalid, NotFound
+from consentry.domain.pagination import Page, check_limit, decode_cursor, encode_cursor, page_of
 
 Order = Literal["asc", "desc"]
 EXPORT_CHUNK = 1000

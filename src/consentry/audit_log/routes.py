@@ -20,9 +20,9 @@ from consentry.audit_log import schemas as s
 from consentry.audit_log import tree as audit_tree
 from consentry.audit_log.browse import AuditFilter
 from consentry.core import notes as audit_notes
-from consentry.core.errors import Invalid
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
+from consentry.domain.errors import Invalid
 from consentry.http.deps import CoreDep, Cursor, Instant, Limit, PrincipalDep, plain
 from consentry.http.schemas import wire
 

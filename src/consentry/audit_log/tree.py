@@ -25,9 +25,9 @@ from consentry.audit.checkpoints import Checkpoint, sign_checkpoint
 from consentry.audit.frontier import Frontier
 from consentry.audit.verify import ROW_COLUMNS, LogVerifier
 from consentry.clock import Clock
-from consentry.core.errors import Conflict, NotFound
 from consentry.crypto.secrets import replace_secret_file
 from consentry.crypto.signing import KeyRing, PublicKey, SigningKey, b64url, b64url_decode
+from consentry.domain.errors import Conflict, NotFound
 from consentry.settings import Settings
 from consentry.storage.database import Database, Row
 from consentry.storage.writer import Writer, WriteTx

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
-from consentry.core.errors import ServiceError
+from consentry.domain.errors import ServiceError
 
 if TYPE_CHECKING:
     from consentry.core.runtime import Core

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consentry.core.errors import Forbidden
 from consentry.domain.consent import Source
+from consentry.domain.errors import Forbidden
 from consentry.domain.principals import Principal, Scope
 
 __all__ = [

@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from consentry.core.errors import Conflict, Invalid, NotFound
 from consentry.core.notes import seal_reason
-from consentry.core.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.core.principals import Principal, require_customer
 from consentry.core.runtime import Core
 from consentry.crypto.blind_index import blind_index, normalize_identity
 from consentry.crypto.envelope import decrypt_json, encrypt_json
 from consentry.customers import tombstones
+from consentry.domain.errors import Conflict, Invalid, NotFound
+from consentry.domain.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.storage.database import Row, is_storage_full
 from consentry.storage.writer import WriteTx
 

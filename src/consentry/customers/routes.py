@@ -10,10 +10,10 @@ from litestar.params import JSONBody, Parameter
 
 from consentry import access
 from consentry.access import require
-from consentry.core.errors import Invalid
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import records as customers
 from consentry.customers import schemas as s
+from consentry.domain.errors import Invalid
 from consentry.http.deps import CoreDep, Cursor, ExternalIdPath, Limit, PrincipalDep
 from consentry.http.schemas import TokenIn, TokenOut, wire
 from consentry.http.writes import respond

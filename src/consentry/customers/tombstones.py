@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from consentry.core.errors import Gone, NotFound
 from consentry.core.runtime import Core
 from consentry.crypto.blind_index import external_id_hash
+from consentry.domain.errors import Gone, NotFound
 
 
 @dataclass(frozen=True, slots=True)

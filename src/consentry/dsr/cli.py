@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import click
 import msgspec
 
-from consentry.core.errors import ServiceError
 from consentry.core.opener import run_on_core
 from consentry.core.progress import Progress
+from consentry.domain.errors import ServiceError
 from consentry.dsr.schemas import request_out
 from consentry.storage.files import write_private
 
@@ -289,8 +289,8 @@ class _Tally:
 async def _erase(
     opener: Opener, ids: list[str], failed_out: Path | None, quiet: bool, how: dict[str, Any]
 ) -> int:
-    from consentry.core.errors import ServiceError
     from consentry.core.principals import SYSTEM
+    from consentry.domain.errors import ServiceError
     from consentry.dsr import workflow as dsr
 
     tally = _Tally(len(ids), quiet)

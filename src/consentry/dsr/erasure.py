@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-from consentry.core.errors import NotFound
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.blind_index import external_id_hash
 from consentry.crypto.envelope import DecryptionError
 from consentry.crypto.signing import b64url_decode, jws_sign
 from consentry.customers import decode_subject
+from consentry.domain.errors import NotFound
 from consentry.domain.request_workflow import Step
 from consentry.dsr.records import DsrRequest
 from consentry.dsr.requests import step_in

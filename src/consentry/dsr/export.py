@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from consentry.core.errors import Gone, NotFound, Unauthorized, Unavailable
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.envelope import decrypt, encrypt
 from consentry.crypto.tokens import TokenError, sign_token, verify_token
 from consentry.customers import decode_subject
+from consentry.domain.errors import Gone, NotFound, Unauthorized, Unavailable
 from consentry.domain.request_workflow import Step
 from consentry.dsr.bundle import build_bundle
 from consentry.dsr.queue import get

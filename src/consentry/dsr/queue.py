@@ -7,10 +7,10 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from consentry.core.errors import NotFound
-from consentry.core.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
+from consentry.domain.errors import NotFound
+from consentry.domain.pagination import Page, check_limit, decode_cursor, page_of
 from consentry.domain.request_workflow import RequestState, RequestType
 from consentry.dsr.records import SELECT, DsrRequest, data_key, decode
 from consentry.storage.writer import WriteTx

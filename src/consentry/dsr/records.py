@@ -12,10 +12,10 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from consentry.core.errors import NotFound
 from consentry.core.runtime import Core
 from consentry.crypto.envelope import DecryptionError, decrypt_json
 from consentry.domain.deadlines import days_left, is_overdue
+from consentry.domain.errors import NotFound
 from consentry.domain.request_workflow import RequestState, RequestType
 from consentry.storage.database import Database, Row
 from consentry.storage.writer import WriteTx

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-from consentry.core.errors import Conflict, Forbidden, Invalid, NotFound
 from consentry.core.principals import Principal, Scope
 from consentry.core.runtime import Core
 from consentry.crypto.envelope import encrypt_json
 from consentry.domain.deadlines import Clocks, clocks
+from consentry.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from consentry.domain.request_workflow import (
     Effect,
     Refusal,

@@ -33,10 +33,10 @@ from uuid import UUID
 import structlog
 
 from consentry.access import CustomerToken, customer_token_in
-from consentry.core.errors import Invalid, TooManyRequests, Unauthorized, Unavailable
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.blind_index import blind_index
+from consentry.domain.errors import Invalid, TooManyRequests, Unauthorized, Unavailable
 from consentry.host import Plugins
 from consentry.plugins.types import Channel, Message
 from consentry.storage.writer import WriteTx

@@ -11,12 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from consentry.core.errors import Gone, Invalid, NotFound, ServiceError
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.customers import resolve
 from consentry.domain.consent import Source
-from consentry.domain.errors import PluginFailed
+from consentry.domain.errors import Gone, Invalid, NotFound, PluginFailed, ServiceError
 from consentry.domain.request_workflow import (
     Refusal,
     RequestOrigin,

@@ -15,7 +15,7 @@ from typing import Any
 
 from litestar import Request
 
-from consentry.core.errors import ServiceError
+from consentry.domain.errors import ServiceError
 
 JSON_BODY = "json_body"  # where in the scope's state the decoded body is kept, for error reports
 MAX_JSON_DEPTH = 64  # far beyond any of our schemas (the deepest nests 4-5 levels)

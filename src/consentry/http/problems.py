@@ -13,8 +13,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from consentry.core.errors import ServiceError, TooManyRequests
-from consentry.domain.errors import PluginFailed
+from consentry.domain.errors import PluginFailed, ServiceError, TooManyRequests
 from consentry.http.bodies import JSON_BODY
 from consentry.http.schemas import FieldError, Problem
 from consentry.http.validation import allowed_values, field_errors, not_one_of

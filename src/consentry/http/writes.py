@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request, Response
 
-from consentry.core.errors import Gone, Invalid
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.envelope import decrypt
+from consentry.domain.errors import Gone, Invalid
 from consentry.http.problems import problem_body
 from consentry.http.schemas import ShownOnce
 from consentry.storage.idempotency import IdempotencyScope, Replayed, idempotency_scope

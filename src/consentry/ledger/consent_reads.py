@@ -8,11 +8,11 @@ from uuid import UUID
 
 from consentry import customers
 from consentry.core import reads
-from consentry.core.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.domain.consent import ConsentState
 from consentry.domain.decision import Verdict, evaluate
+from consentry.domain.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.ledger.preferences import document_to_preferences
 from consentry.ledger.records import LedgerRecord, to_record, to_state
 

@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
-from consentry.core.errors import Invalid
 from consentry.core.principals import Principal, recorded_source
 from consentry.core.runtime import Core
 from consentry.customers import data_key, resolve
 from consentry.domain.consent import Decision, Source, state_key
+from consentry.domain.errors import Invalid
 from consentry.domain.purposes import Policy
 from consentry.ledger import reactions
 from consentry.ledger.double_opt_in import PendingConfirmation, issue_confirmation

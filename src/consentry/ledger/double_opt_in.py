@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from consentry.core.errors import Gone, NotFound
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.tokens import hash_secret, new_secret
 from consentry.domain.consent import Decision, Source, state_key
+from consentry.domain.errors import Gone, NotFound
 from consentry.ledger import reactions
 from consentry.ledger.records import LedgerRecord, append, change, new_record
 from consentry.storage.writer import WriteTx

@@ -12,11 +12,11 @@ from typing import Any
 from uuid import UUID
 
 from consentry import customers
-from consentry.core.errors import Invalid, NotFound
-from consentry.core.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.customers import check_external_id
+from consentry.domain.errors import Invalid, NotFound
+from consentry.domain.pagination import Page, check_limit, decode_time_cursor, page_of, time_key
 from consentry.ledger import reactions
 from consentry.plugins.types import CustomerEvent
 from consentry.storage.writer import WriteTx

@@ -16,10 +16,10 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from consentry.core import reads
-from consentry.core.errors import Invalid
 from consentry.core.principals import Principal, recorded_source
 from consentry.core.runtime import Core
 from consentry.domain.consent import Preferences, QuietHours
+from consentry.domain.errors import Invalid
 from consentry.domain.purposes import Policy
 from consentry.storage.writer import WriteTx
 

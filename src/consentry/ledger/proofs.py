@@ -21,10 +21,10 @@ from typing import Any, Literal
 from uuid import UUID
 
 from consentry.core import reads
-from consentry.core.errors import Invalid, NotFound
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.domain.decision import Reason, Verdict, evaluate
+from consentry.domain.errors import Invalid, NotFound
 from consentry.domain.purposes import Policy
 from consentry.ledger.proof_history import (
     REGION_ACTIONS,

@@ -14,10 +14,10 @@ from typing import Any
 from uuid import UUID
 
 from consentry.core import reads
-from consentry.core.errors import NotFound
 from consentry.core.principals import Principal
 from consentry.core.runtime import Core
 from consentry.crypto.signing import jws_sign
+from consentry.domain.errors import NotFound
 from consentry.domain.purposes import LegalBasis, Policy
 from consentry.ledger.proof_history import region_at, region_history, region_rows
 from consentry.ledger.records import LedgerRecord, to_record

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from consentry_segments.filters import MAX_DEPTH, Condition, EventCount, parse
 
-from consentry.core.errors import Invalid
+from consentry.domain.errors import Invalid
 from consentry.policy.loader import load_policy
 from consentry.query.sql import compile_filter
 from consentry.settings import DEFAULT_POLICY

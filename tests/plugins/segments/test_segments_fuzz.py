@@ -10,8 +10,8 @@ from consentry_segments.filters import parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentry.core.errors import Invalid
 from consentry.core.runtime import Core
+from consentry.domain.errors import Invalid
 from consentry.query import members
 from consentry.storage.writer import WriteTx
 

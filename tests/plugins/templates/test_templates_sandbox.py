@@ -17,7 +17,7 @@ from consentry_templates.render import Compiled, RenderFailed, compile_template,
 from consentry_templates.sandbox import Sandbox
 from consentry_templates.variables import Vocabulary, render_data
 
-from consentry.core.errors import Invalid
+from consentry.domain.errors import Invalid
 from consentry.host.manager import Plugins
 from consentry.plugins import hookimpl
 from consentry.plugins.types import SubjectView

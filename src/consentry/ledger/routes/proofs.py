@@ -12,9 +12,9 @@ from litestar.params import PathParameter, QueryParameter
 
 from consentry import customers
 from consentry.access import require
-from consentry.core.errors import Invalid
 from consentry.core.principals import READ_SCOPES, Scope
 from consentry.customers import me
+from consentry.domain.errors import Invalid
 from consentry.http.deps import CoreDep, ExternalIdPath, Instant, PrincipalDep, plain
 from consentry.http.schemas import wire
 from consentry.ledger import proofs, receipts

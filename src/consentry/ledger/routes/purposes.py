@@ -7,7 +7,7 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.params import FromPath, Parameter
 
-from consentry.core.errors import Invalid, NotFound
+from consentry.domain.errors import Invalid, NotFound
 from consentry.http.deps import CoreDep
 from consentry.ledger import schemas as s
 
